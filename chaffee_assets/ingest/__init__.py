@@ -1,0 +1,1 @@
+"""Finding videos and obtaining their transcripts: sources, caption parsing, failure classes."""

@@ -1,0 +1,115 @@
+"""Schema migrations: numbered plain `.sql` files in `migrations/`, applied once each, in order.
+
+Each file runs in its own transaction and is recorded in `schema_migrations` with its checksum.
+A transaction-level advisory lock serialises concurrent upgraders (two run workers starting at
+once), so a migration is never applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import psycopg
+
+from chaffee_assets.warehouse.server import WarehouseError, connect, register_vector_types, warehouse_url
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_ADVISORY_LOCK_KEY = 0x43484146  # "CHAF": any constant shared by every upgrader
+
+_CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def available_migrations() -> list[Migration]:
+    migrations = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise WarehouseError(f"migration file {path.name} is not named NNNN_snake_case.sql")
+        migrations.append(Migration(int(match.group(1)), match.group(2), path))
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise WarehouseError(f"two migration files share a version number in {MIGRATIONS_DIR}")
+    return migrations
+
+
+def applied_versions(conn: psycopg.Connection) -> dict[int, str]:
+    """version → checksum of the migrations recorded in this database (empty if none)."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return {}
+    return dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+
+
+def upgrade(url: str | None = None) -> list[Migration]:
+    """Apply every migration not yet recorded. Returns the ones applied now (empty: already current)."""
+    applied_now: list[Migration] = []
+    with connect(url or warehouse_url()) as conn:
+        for migration in available_migrations():
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
+                conn.execute(_CREATE_MIGRATIONS_TABLE)
+                recorded = applied_versions(conn)
+                if migration.version in recorded:
+                    continue
+                try:
+                    conn.execute(migration.sql)
+                except psycopg.Error as exc:
+                    raise WarehouseError(
+                        f"migration {migration.path.name} failed: {str(exc).strip().splitlines()[0]}"
+                    ) from exc
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.checksum),
+                )
+                applied_now.append(migration)
+        register_vector_types(conn)
+    return applied_now
+
+
+def pending(url: str | None = None) -> list[Migration]:
+    with connect(url or warehouse_url()) as conn:
+        recorded = applied_versions(conn)
+    return [m for m in available_migrations() if m.version not in recorded]
+
+
+@cache
+def _upgraded_once(url: str) -> bool:
+    upgrade(url)
+    return True
+
+
+def ensure_schema(url: str | None = None) -> str:
+    """Upgrade the schema the first time this process needs it; later calls cost nothing.
+
+    Returns the warehouse URL, so callers can write `url = ensure_schema()`.
+    """
+    url = url or warehouse_url()
+    _upgraded_once(url)
+    return url

