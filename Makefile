@@ -1,0 +1,43 @@
+# The README's commands. `make demo` and `make test` each install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo dev test test-fast lint format bench install system-packages clean
+
+demo: $(STAMP)
+	$(BIN)/chaffee demo
+
+dev: $(STAMP)
+	$(BIN)/chaffee dev
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check chaffee_assets chaffee_assets_tests bench
+	$(BIN)/ruff format --check chaffee_assets chaffee_assets_tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format chaffee_assets chaffee_assets_tests bench
+	$(BIN)/ruff check --fix chaffee_assets chaffee_assets_tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_load.py
+	$(BIN)/python bench/bench_query.py
+	$(BIN)/python bench/bench_embed.py
+
+install: $(STAMP)
+
+# Re-install when the dependency list changes.
+$(STAMP): pyproject.toml scripts/install.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/install.sh
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,48 @@
+"""Entry point of the `chaffee` command: one subcommand per module, each registering itself."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that each expose `register(subparsers)`. Handlers import heavy libraries (Dagster,
+# torch) themselves, so `chaffee --help` stays instant.
+COMMAND_MODULES = (
+    "chaffee_assets.cli.db_cmd",
+    "chaffee_assets.cli.dev_cmd",
+)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chaffee",
+        description="Ask Dr Chaffee: turn a YouTube channel into searchable, timestamped text.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from chaffee_assets.warehouse.server import WarehouseError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.handler(args)
+    except (UserError, WarehouseError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

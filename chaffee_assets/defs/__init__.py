@@ -1,0 +1,1 @@
+"""Dagster wiring: partitions, resources, assets, checks, schedules and sensors. Thin by design."""

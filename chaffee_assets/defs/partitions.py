@@ -1,0 +1,35 @@
+"""The daily partitions every asset shares, keyed by a video's publish date in UTC."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+
+import dagster as dg
+
+# Must be no later than the channel's first upload: a later start silently hides the oldest videos,
+# while an earlier one only adds empty days. `chaffee ingest` warns when a video predates it.
+DEFAULT_START_DATE = "2015-01-01"
+PARTITIONS_START_DATE = os.environ.get("CHAFFEE_START_DATE", DEFAULT_START_DATE)
+
+# end_offset=1 makes today's partition exist, so a video published this morning can be
+# materialised today instead of waiting for midnight UTC.
+videos_daily_partition = dg.DailyPartitionsDefinition(
+    start_date=PARTITIONS_START_DATE, timezone="UTC", end_offset=1
+)
+
+# A whole-history backfill (~4,000 days, most of them empty) would be ~4,000 runs with one run per
+# partition: hours of run start-up for little work. One run per 31 days makes it ~130 runs that each
+# do real work, still small enough that a failed run retries a month, not the whole history.
+MAX_PARTITIONS_PER_RUN = 31
+videos_backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN)
+
+
+def partition_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[date, date]:
+    """The first and last day (inclusive) of the partition or partition range being materialised."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - timedelta(days=1)).date()
+
+
+def days_in(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]

@@ -1,0 +1,85 @@
+"""Dagster resources for the warehouse and the video sources, configured from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+from pydantic import PrivateAttr
+
+from chaffee_assets.ingest.sources import VideoSource
+from chaffee_assets.settings import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_URL
+from chaffee_assets.warehouse.migrate import ensure_schema
+from chaffee_assets.warehouse.server import connect
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The PostgreSQL + pgvector warehouse. No URL: `DATABASE_URL`, else the embedded server."""
+
+    database_url: str | None = None
+
+    def connect(self) -> psycopg.Connection:
+        """A new connection to a migrated warehouse (migrations run once per process, first use)."""
+        url = ensure_schema(self.database_url or None)
+        return connect(url)
+
+
+class VideoSourceResource(dg.ConfigurableResource):
+    """Where videos come from: a local library folder when one is set, else the YouTube channel."""
+
+    library_dir: str | None = None
+    channel_url: str = DEFAULT_CHANNEL_URL
+    channel_id: str | None = DEFAULT_CHANNEL_ID
+    youtube_api_key: str | None = None
+    proxy: str | None = None
+    cookies_file: str | None = None
+    request_interval_s: float = 2.0
+
+    _source: VideoSource | None = PrivateAttr(default=None)
+
+    @property
+    def kind(self) -> str:
+        return "library" if self.library_dir else "youtube"
+
+    def get(self) -> VideoSource:
+        """The source object, built once per process (a library is indexed once, not per day)."""
+        if self._source is None:
+            self._source = self._build()
+        return self._source
+
+    def _build(self) -> VideoSource:
+        if self.library_dir:
+            from chaffee_assets.ingest.library import LibrarySource
+
+            return LibrarySource(Path(self.library_dir).expanduser())
+        from chaffee_assets.ingest.youtube import YouTubeSource
+
+        return YouTubeSource(
+            self.channel_url,
+            channel_id=self.channel_id,
+            api_key=self.youtube_api_key,
+            proxy=self.proxy,
+            cookies_file=self.cookies_file,
+            request_interval_s=self.request_interval_s,
+        )
+
+
+def _secret(name: str) -> dg.EnvVar | None:
+    # EnvVar keeps the value out of the UI and run config; only used when the variable is set.
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def video_source_from_env() -> VideoSourceResource:
+    return VideoSourceResource(
+        library_dir=os.environ.get("CHAFFEE_LIBRARY_DIR") or None,
+        channel_url=os.environ.get("CHAFFEE_CHANNEL_URL", DEFAULT_CHANNEL_URL),
+        channel_id=os.environ.get("CHAFFEE_CHANNEL_ID", DEFAULT_CHANNEL_ID),
+        youtube_api_key=_secret("YOUTUBE_API_KEY"),
+        proxy=os.environ.get("CHAFFEE_YOUTUBE_PROXY") or None,
+        cookies_file=os.environ.get("CHAFFEE_YOUTUBE_COOKIES") or None,
+        request_interval_s=float(os.environ.get("CHAFFEE_YOUTUBE_REQUEST_INTERVAL_S", "2.0")),
+    )
+
+

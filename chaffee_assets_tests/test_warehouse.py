@@ -1,0 +1,163 @@
+"""The warehouse: migrations on a real embedded PostgreSQL, clear errors, one shared server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from chaffee_assets.warehouse.migrate import available_migrations, upgrade
+from chaffee_assets.warehouse.server import WarehouseError
+
+CHAFFEE = str(Path(sys.executable).parent / "chaffee")  # the console script installed beside python
+
+
+def test_migrations_apply_to_an_empty_database_and_a_second_upgrade_is_a_no_op(empty_database_url: str):
+    applied = upgrade(empty_database_url)
+    assert [m.version for m in applied] == [m.version for m in available_migrations()]
+    assert upgrade(empty_database_url) == []
+    with psycopg.connect(empty_database_url) as conn:
+        recorded = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
+    assert recorded == len(available_migrations())
+
+
+def test_upgrade_creates_pgvector_indexes_and_views(warehouse_url: str):
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        indexes = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"))
+        views = {row[0] for row in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
+    assert "USING hnsw" in indexes["segment_embeddings_hnsw_all_minilm_l6_v2"]
+    assert "vector_cosine_ops" in indexes["segment_embeddings_hnsw_all_minilm_l6_v2"]
+    assert "USING gin (tsv)" in indexes["segments_tsv_idx"]
+    assert {"searchable_segments", "video_status", "asr_spend_daily"} <= views
+
+
+def test_schema_rejects_what_a_careful_dba_would(warehouse_url: str):
+    with psycopg.connect(warehouse_url) as conn:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(
+                "INSERT INTO videos (video_id, source, title, url, availability) "
+                "VALUES ('x', 'youtube', 't', 'u', 'gone')"
+            )
+        conn.rollback()
+        conn.execute("INSERT INTO videos (video_id, source, title, url) VALUES ('-abc', 'library', 't', 'u')")
+        conn.execute(
+            "INSERT INTO transcripts (video_id, version, source, cues) VALUES ('-abc', 1, 'library_file', '[]')"
+        )
+        with pytest.raises(psycopg.errors.UniqueViolation):  # a second *current* transcript
+            conn.execute(
+                "INSERT INTO transcripts (video_id, version, source, cues) VALUES ('-abc', 2, 'openai', '[]')"
+            )
+        conn.rollback()
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("INSERT INTO transcripts (video_id, version, source, cues) VALUES ('nope', 1, 'openai', '[]')")
+
+
+def test_partition_date_is_derived_from_publish_time_in_utc(warehouse_url: str):
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute(
+            "INSERT INTO videos (video_id, source, title, url, published_at) "
+            "VALUES ('v1', 'youtube', 't', 'u', '2024-03-01 23:30:00-05')"
+        )
+        assert str(conn.execute("SELECT partition_date FROM videos").fetchone()[0]) == "2024-03-02"
+
+
+def test_a_server_without_pgvector_gives_one_clear_line(embedded_admin_url: str):
+    # A database where no extension can be found behaves like a server without pgvector installed.
+    with psycopg.connect(embedded_admin_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS no_pgvector")
+        conn.execute("CREATE DATABASE no_pgvector")
+        conn.execute("ALTER DATABASE no_pgvector SET extension_control_path = '/nonexistent'")
+    url = embedded_admin_url.replace("/postgres?", "/no_pgvector?")
+    with pytest.raises(WarehouseError) as excinfo:
+        upgrade(url)
+    message = str(excinfo.value)
+    assert "pgvector" in message and "\n" not in message
+
+
+def _run_chaffee(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHAFFEE, *args],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    [
+        "postgresql://nobody@127.0.0.1:1/chaffee",  # nothing listens on port 1
+        "postgresql://nobody@/chaffee?host=/nonexistent-socket-dir",
+    ],
+)
+def test_an_unreachable_database_url_gives_one_line_not_a_traceback(database_url: str):
+    result = _run_chaffee("db", "upgrade", env={**os.environ, "DATABASE_URL": database_url})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot connect to PostgreSQL")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_pgvector_error_reaches_the_command_line_as_one_line(embedded_admin_url: str):
+    with psycopg.connect(embedded_admin_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS no_pgvector_cli")
+        conn.execute("CREATE DATABASE no_pgvector_cli")
+        conn.execute("ALTER DATABASE no_pgvector_cli SET extension_control_path = '/nonexistent'")
+    url = embedded_admin_url.replace("/postgres?", "/no_pgvector_cli?")
+    result = _run_chaffee("db", "upgrade", env={**os.environ, "DATABASE_URL": url})
+    assert result.returncode == 2
+    assert "does not have the pgvector extension" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_db_status_reports_migrations_and_row_counts(warehouse_url: str):
+    result = _run_chaffee("db", "status", env={**os.environ, "DATABASE_URL": warehouse_url})
+    assert result.returncode == 0, result.stderr
+    assert "0001_initial.sql" in result.stdout and "applied" in result.stdout
+    assert "segment_embeddings" in result.stdout
+
+
+_PROBE = """
+import json, sys
+from chaffee_assets.warehouse.server import connect, warehouse_url
+with connect(warehouse_url()) as conn:
+    row = conn.execute("SELECT pg_postmaster_start_time()::text, current_setting('data_directory')").fetchone()
+print(json.dumps(row))
+"""
+
+
+def test_two_processes_asking_at_once_share_one_embedded_server(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
+    env["CHAFFEE_HOME"] = str(tmp_path / "home")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _PROBE], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    try:
+        assert all(p.returncode == 0 for p in procs)
+        assert outputs[0] == outputs[1]  # same postmaster start time and data directory: one server
+        assert outputs[0][1] == str((tmp_path / "home" / "pgdata").resolve())
+    finally:
+        subprocess.run([CHAFFEE, "db", "stop"], env=env, timeout=60)
+
+
+def test_the_embedded_server_keeps_its_data_across_restarts(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
+    env["CHAFFEE_HOME"] = str(tmp_path / "home")
+    write = "from chaffee_assets.warehouse.server import connect\n" \
+        "with connect() as c: c.execute('CREATE TABLE kept (x int)'); c.execute('INSERT INTO kept VALUES (42)')"
+    read = "from chaffee_assets.warehouse.server import connect\n" \
+        "with connect() as c: print(c.execute('SELECT x FROM kept').fetchone()[0])"
+    stop = [CHAFFEE, "db", "stop"]
+    try:
+        subprocess.run([sys.executable, "-c", write], env=env, check=True, timeout=120)
+        subprocess.run(stop, env=env, check=True, timeout=60)
+        out = subprocess.run([sys.executable, "-c", read], env=env, check=True, timeout=120, capture_output=True)
+        assert out.stdout.decode().strip() == "42"
+    finally:
+        subprocess.run(stop, env=env, timeout=60)

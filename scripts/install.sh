@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian/Ubuntu machine: system packages when
+# missing, a virtual environment, the right build of torch, then the project with its dev extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+# ffmpeg is used by yt-dlp to extract audio from downloads; PyAV (bundled with faster-whisper)
+# decodes audio for recognition, so ffmpeg is the only system package needed.
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+  else
+    echo "warning: ffmpeg not found and apt-get unavailable; install ffmpeg to download YouTube audio" >&2
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+
+# sentence-transformers pulls torch. Without a GPU, a CPU build (~200 MB) instead of the default
+# build with several GB of CUDA libraries; with one, the default (CUDA) build.
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  "$VENV/bin/pip" install -q "torch>=2.4"
+else
+  "$VENV/bin/pip" install -q "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu \
+    || "$VENV/bin/pip" install -q "torch>=2.4" --index-url https://download.pytorch.org/whl/cpu
+fi
+
+"$VENV/bin/pip" install -q -e ".[dev]"
+echo "installed into $VENV"
