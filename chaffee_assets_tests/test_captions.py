@@ -125,14 +125,17 @@ def test_video_metadata_list_is_rejected_as_not_captions(name: str) -> None:
         parse_caption_file(shared_path("realdata", "transcripts_json", name))
 
 
-@pytest.mark.parametrize("name", [*COLLECTION_FILES[:1], *SINGLE_JSON_FILES[:1]])
+@pytest.mark.parametrize("name", SINGLE_JSON_FILES)
 def test_collection_parser_rejects_a_single_video_file(name: str) -> None:
-    path = shared_path("realdata", "transcripts_json", name)
-    if name in COLLECTION_FILES:
-        assert parse_transcript_collection(path)
-    else:
-        with pytest.raises(CaptionError, match="one video's transcript"):
-            parse_transcript_collection(path)
+    with pytest.raises(CaptionError, match="one video's transcript, not a collection"):
+        parse_transcript_collection(shared_path("realdata", "transcripts_json", name))
+
+
+@pytest.mark.parametrize("folder", ["vtt", "srt"])
+def test_collection_parser_rejects_caption_files(folder: str) -> None:
+    name = (VTT_FILES if folder == "vtt" else SRT_FILES)[0]
+    with pytest.raises(CaptionError, match="holds one video's captions"):
+        parse_transcript_collection(shared_path("realdata", folder, name))
 
 
 # --------------------------------------------------------------------------- YouTube auto captions
@@ -334,6 +337,10 @@ def test_cues_out_of_order_are_sorted_by_start() -> None:
     assert [cue.text for cue in parse_captions(srt, "srt")] == ["earlier", "later"]
 
 
+def test_timing_line_without_spaces_around_the_arrow() -> None:
+    assert parse_captions("00:00:01.000-->00:00:02.000\nx\n", "vtt") == [Cue(1.0, 2.0, "x")]
+
+
 def test_end_before_start_becomes_a_zero_length_cue() -> None:
     assert parse_captions("00:00:05.000 --> 00:00:04.000\nx\n", "vtt") == [Cue(5.0, 5.0, "x")]
 
@@ -406,6 +413,11 @@ def test_json3_in_a_json_file_is_detected(tmp_path: Path) -> None:
     path.write_text(JSON3)
     assert detect_format(path) == "json3"
     assert len(parse_caption_file(path)) == 2
+
+
+def test_json3_format_requires_an_events_list() -> None:
+    with pytest.raises(CaptionError, match="not YouTube json3"):
+        parse_captions('[{"text": "a", "start": 0, "duration": 1}]', "json3")
 
 
 def test_json3_with_no_events_is_empty_captions() -> None:

@@ -100,10 +100,10 @@ def parse_captions(data: str | bytes, fmt: str, source_name: str = "<string>") -
         return _parse_cue_blocks(text, fmt, source_name)
     if fmt == "srv3":
         return _finish(_parse_timedtext_xml(text, source_name), source_name)
-    transcripts = _json_transcripts(_load_json(text, source_name), source_name)
-    if fmt == "json3" and not _is_single(transcripts):
-        raise CaptionError(source_name, "is not YouTube json3 captions")
-    return _single(transcripts, source_name)
+    data = _load_json(text, source_name)
+    if fmt == "json3" and not _is_json3(data):
+        raise CaptionError(source_name, 'is not YouTube json3 captions (no "events" list)')
+    return _single(_json_transcripts(data, source_name), source_name)
 
 
 def parse_transcript_collection(path: Path) -> dict[str, list[Cue]]:
@@ -225,7 +225,7 @@ def _plausible_end(start: float, end: float, text: str) -> float:
 
 # --------------------------------------------------------------------------- VTT and SRT
 
-_TIMING_LINE = re.compile(r"^\s*(\S+)\s+-->\s+(\S+)")
+_TIMING_LINE = re.compile(r"^\s*(\S+?)\s*-->\s*(\S+)")
 
 
 @dataclass
