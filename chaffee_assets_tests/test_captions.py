@@ -28,16 +28,6 @@ def _files(folder: str, pattern: str) -> list[str]:
 
 VTT_FILES = _files("vtt", "*.vtt")
 SRT_FILES = _files("srt", "*.srt")
-SINGLE_JSON_FILES = [
-    name
-    for name in _files("transcripts_json", "**/*.json")
-    if name.startswith(("clipsift/", "esports_langchain_esports/", "huberman_whisper_DamirBogdan39/"))
-    or (
-        name.startswith("huberman_health-ai-assistant/")
-        and name
-        not in ("huberman_health-ai-assistant/merged.json", "huberman_health-ai-assistant/videos.json")
-    )
-]
 COLLECTION_FILES = [
     "youtube-transcript-api_2018_transcripts.json",
     "huberman_health-ai-assistant/merged.json",
@@ -45,6 +35,12 @@ COLLECTION_FILES = [
     "whisper_meanwhile.json",
 ]
 METADATA_FILES = ["huberman_health-ai-assistant/videos.json"]
+# Every other JSON file there holds one video's transcript, so a new file is tested by default.
+SINGLE_JSON_FILES = [
+    name
+    for name in _files("transcripts_json", "**/*.json")
+    if name not in COLLECTION_FILES and name not in METADATA_FILES
+]
 YTDLP_INFO_FILES = _files("ytdlp_info", "*.json")
 
 
@@ -520,3 +516,27 @@ def test_detect_format_by_suffix(tmp_path: Path, filename: str, fmt: str) -> Non
     path = tmp_path / filename
     path.write_text("[]")
     assert detect_format(path) == fmt
+
+
+# --------------------------------------------------------------------------- the evaluation libraries
+
+
+def _eval_caption_files() -> list[str]:
+    root = REALDATA.parent / "eval"
+    return sorted(p.relative_to(root).as_posix() for p in root.glob("*/library/*.en.*"))
+
+
+@pytest.mark.parametrize("name", _eval_caption_files())
+def test_eval_library_captions_parse_without_losing_words(name: str) -> None:
+    path = shared_path("eval", name)
+    text_lines = [
+        line
+        for line in path.read_text("utf-8").splitlines()
+        if line
+        and "-->" not in line
+        and not line.isdigit()
+        and not line.startswith(("WEBVTT", "Kind:", "Language:"))
+    ]
+    cues = parse_caption_file(path)
+    assert_normalised(cues)
+    assert sum(len(cue.text.split()) for cue in cues) == sum(len(line.split()) for line in text_lines)
