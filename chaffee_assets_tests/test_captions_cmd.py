@@ -87,6 +87,21 @@ def test_unknown_video_id_lists_what_the_file_holds() -> None:
     assert "has no video 'nope' (it holds 10: 2XMb3MD6g6Q" in err
 
 
+def test_video_option_on_a_single_video_file_says_to_drop_it() -> None:
+    path = shared_path("realdata", "srt", "ask-dr-chaffee__RcBwvdVEAr8_subtitles.srt")
+    status, _, err = _run(str(path), "--video", "RcBwvdVEAr8")
+    assert status == 2
+    assert err == f"error: {path}: holds one video's captions; run without --video\n"
+
+
+def test_video_option_on_an_unusable_file_reports_the_file_problem(tmp_path: Path) -> None:
+    path = tmp_path / "empty.json"
+    path.write_bytes(b"")
+    status, _, err = _run(str(path), "--video", "abc")
+    assert status == 2
+    assert err == f"error: {path}: is empty (0 bytes)\n"
+
+
 def test_bad_file_prints_one_error_line_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('[{"text": "hi", "sta')

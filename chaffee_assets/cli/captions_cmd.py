@@ -57,7 +57,11 @@ def load_cues(path: Path, video_id: str | None) -> list[Cue]:
     """One video's cues: the whole file, or the video `video_id` of a multi-video file."""
     if video_id is None:
         return parse_caption_file(path)
-    transcripts = parse_transcript_collection(path)
+    try:
+        transcripts = parse_transcript_collection(path)
+    except CaptionError:
+        parse_caption_file(path)  # a file that is unusable either way reports its own problem
+        raise CaptionError(str(path), "holds one video's captions; run without --video") from None
     if video_id not in transcripts:
         known = ", ".join(sorted(transcripts)[:5]) + (", …" if len(transcripts) > 5 else "")
         raise CaptionError(str(path), f"has no video {video_id!r} (it holds {len(transcripts)}: {known})")

@@ -100,10 +100,10 @@ def parse_captions(data: str | bytes, fmt: str, source_name: str = "<string>") -
         return _parse_cue_blocks(text, fmt, source_name)
     if fmt == "srv3":
         return _finish(_parse_timedtext_xml(text, source_name), source_name)
-    data = _load_json(text, source_name)
-    if fmt == "json3" and not _is_json3(data):
+    document = _load_json(text, source_name)
+    if fmt == "json3" and not _is_json3(document):
         raise CaptionError(source_name, 'is not YouTube json3 captions (no "events" list)')
-    return _single(_json_transcripts(data, source_name), source_name)
+    return _single(_json_transcripts(document, source_name), source_name)
 
 
 def parse_transcript_collection(path: Path) -> dict[str, list[Cue]]:
