@@ -256,8 +256,22 @@ def _flatten(obj: Any, origin: str) -> list[Any]:
         return [e for item in obj for e in _flatten(item, origin)]
     if isinstance(obj, Mapping) and obj.get("_type") in _NOT_A_VIDEO_TYPES:
         entries = obj.get("entries")
-        return _flatten(list(entries), origin) if isinstance(entries, list) else []
+        # yt-dlp hands out a generator (or a LazyList) for entries unless they were already listed.
+        return (
+            _flatten(list(entries), origin)
+            if entries is not None and not isinstance(entries, str | Mapping)
+            else []
+        )
     return [obj]
+
+
+def listing_entries_from_info(info: Any, *, origin: str = "<listing>") -> list[ListingEntry]:
+    """Entries of a playlist or channel-tab info dict, as flat `YoutubeDL.extract_info` returns it."""
+    entries: dict[str, ListingEntry] = {}
+    for obj in _flatten(info, origin):
+        entry = listing_entry_from_dict(obj, origin=origin)
+        entries.setdefault(entry.video_id, entry)
+    return list(entries.values())
 
 
 def parse_flat_listing(text: str, *, origin: str = "<listing>") -> list[ListingEntry]:
@@ -281,11 +295,7 @@ def parse_flat_listing(text: str, *, origin: str = "<listing>") -> list[ListingE
                     f"{origin}: line {lineno} is not JSON ({exc.msg}); expected yt-dlp"
                     " --flat-playlist --dump-json output, one object per line"
                 ) from exc
-    seen: dict[str, ListingEntry] = {}
-    for obj in _flatten(objects, origin):
-        entry = listing_entry_from_dict(obj, origin=origin)
-        seen.setdefault(entry.video_id, entry)
-    return list(seen.values())
+    return listing_entries_from_info(objects, origin=origin)
 
 
 def read_flat_listing(path: Path) -> list[ListingEntry]:
