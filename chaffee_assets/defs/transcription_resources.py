@@ -1,0 +1,179 @@
+"""Dagster resources for speech recognition: local Whisper, OpenAI, and the policy choosing between them.
+
+Dagster cannot bind a different resource per partition, so an asset receives all three and asks the
+policy which engine to use for its partition. Neither engine does anything at resource setup: the
+Whisper model (and the GPU) is touched on the first local transcription, the OpenAI client on the first
+paid one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import date
+
+import dagster as dg
+import psycopg
+from pydantic import Field, PrivateAttr
+
+from chaffee_assets.transcription.budget import DEFAULT_DAILY_BUDGET_USD, DEFAULT_PRICE_PER_MINUTE_USD
+from chaffee_assets.transcription.local_whisper import LocalWhisperSettings, LocalWhisperTranscriber
+from chaffee_assets.transcription.openai_whisper import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    OpenAISettings,
+    OpenAITranscriber,
+)
+from chaffee_assets.transcription.policy import DEFAULT_LOCAL_AFTER_DAYS, choose_engine, normalise_engine
+
+GPU_POOL = "gpu"  # assets that may run local Whisper declare this pool; the instance limits it to 1
+ASR_ENGINE_TAG = "chaffee/asr_engine"  # run tag forcing the engine: local_whisper | openai
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a number") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from exc
+
+
+class LocalWhisperResource(dg.ConfigurableResource):
+    """faster-whisper on this machine. Empty fields take the device's defaults: CUDA → large-v3,
+    float16, batch 16 (fits a 16 GB card with room to spare); CPU → small, int8, batch 8."""
+
+    model: str | None = Field(
+        default=None, description="Model name (large-v3, small, …) or a CTranslate2 folder."
+    )
+    device: str = Field(default="auto", description="auto (CUDA when present, else CPU), cuda or cpu.")
+    compute_type: str | None = Field(
+        default=None, description="float16, int8_float16, int8, … (default per device)."
+    )
+    batch_size: int | None = Field(default=None, description="Chunks decoded together (default per device).")
+    language: str | None = Field(default="en", description="Spoken language; empty detects it per file.")
+    download_root: str | None = Field(default=None, description="Where downloaded models are cached.")
+    local_files_only: bool = Field(
+        default=False, description="Never download: fail if the model is not cached."
+    )
+
+    _transcriber: LocalWhisperTranscriber | None = PrivateAttr(default=None)
+
+    def settings(self) -> LocalWhisperSettings:
+        return LocalWhisperSettings(
+            model=self.model or None,
+            device=self.device,
+            compute_type=self.compute_type or None,
+            batch_size=self.batch_size,
+            language=self.language or None,
+            download_root=self.download_root or None,
+            local_files_only=self.local_files_only,
+        )
+
+    def transcriber(self) -> LocalWhisperTranscriber:
+        """The run's transcriber; its model is loaded on the first file and kept until teardown."""
+        if self._transcriber is None:
+            self._transcriber = LocalWhisperTranscriber(self.settings())
+        return self._transcriber
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._transcriber is not None:
+            self._transcriber.close()
+            self._transcriber = None
+
+
+class OpenAIWhisperResource(dg.ConfigurableResource):
+    """OpenAI's transcription endpoint under a daily budget. No key or URL: the `openai` client reads
+    `OPENAI_API_KEY` and `OPENAI_BASE_URL` itself. No budget: `CHAFFEE_DAILY_BUDGET_USD`, else $5.00."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+    model: str = "whisper-1"
+    language: str | None = "en"
+    price_per_minute_usd: float = DEFAULT_PRICE_PER_MINUTE_USD
+    daily_budget_usd: float | None = Field(default=None, description="USD per UTC day; default from env.")
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    timeout_s: float = 900.0
+    max_retries: int = 3
+
+    def settings(self) -> OpenAISettings:
+        budget = self.daily_budget_usd
+        if budget is None:
+            budget = _env_float("CHAFFEE_DAILY_BUDGET_USD", DEFAULT_DAILY_BUDGET_USD)
+        return OpenAISettings(
+            api_key=self.api_key or None,
+            base_url=self.base_url or None,
+            model=self.model,
+            language=self.language or None,
+            price_per_minute_usd=self.price_per_minute_usd,
+            daily_budget_usd=budget,
+            max_upload_bytes=self.max_upload_bytes,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+        )
+
+    def transcriber(self, connect: Callable[[], psycopg.Connection] | None = None) -> OpenAITranscriber:
+        """A transcriber writing spend to the warehouse (or to connections from `connect`)."""
+        if connect is None:
+            return OpenAITranscriber(self.settings())
+        return OpenAITranscriber(self.settings(), connect=connect)
+
+
+class TranscriptionPolicyResource(dg.ConfigurableResource):
+    """Which engine a partition uses: local Whisper once older than `local_after_days`, else OpenAI."""
+
+    local_after_days: int | None = Field(
+        default=None, description="Default: CHAFFEE_LOCAL_AFTER_DAYS, else 7."
+    )
+    override: str | None = Field(
+        default=None, description="Force 'local_whisper' or 'openai' for every partition."
+    )
+
+    def days(self) -> int:
+        if self.local_after_days is not None:
+            return self.local_after_days
+        return _env_int("CHAFFEE_LOCAL_AFTER_DAYS", DEFAULT_LOCAL_AFTER_DAYS)
+
+    def engine_for(
+        self,
+        partition_date: date,
+        today: date,
+        *,
+        run_tags: Mapping[str, str] | None = None,
+        config_override: str | None = None,
+    ) -> str:
+        """The engine for a partition. The most specific choice wins: run config, then the run tag
+        `chaffee/asr_engine`, then this resource's override, then the partition's age."""
+        tag = (run_tags or {}).get(ASR_ENGINE_TAG)
+        forced = config_override or tag or self.override
+        return choose_engine(
+            partition_date,
+            today,
+            local_after_days=self.days(),
+            override=normalise_engine(forced) if forced else None,
+        )
+
+
+def transcription_resources_from_env() -> dict[str, dg.ConfigurableResource]:
+    """The three resources as the code location binds them, configured from the environment."""
+    api_key = dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None
+    return {
+        "local_whisper": LocalWhisperResource(
+            model=os.environ.get("CHAFFEE_WHISPER_MODEL") or None,
+            device=os.environ.get("CHAFFEE_WHISPER_DEVICE") or "auto",
+            compute_type=os.environ.get("CHAFFEE_WHISPER_COMPUTE_TYPE") or None,
+            batch_size=_env_int("CHAFFEE_WHISPER_BATCH_SIZE", 0) or None,
+        ),
+        "openai_whisper": OpenAIWhisperResource(api_key=api_key),
+        "transcription_policy": TranscriptionPolicyResource(),
+    }
