@@ -639,7 +639,12 @@ class YouTubeSource:
             if known and not self.api_key and feed and not any(e.video_id in known for e in feed):
                 # More new videos than the feed holds: list the channel again to close the gap.
                 listed = self.list_channel_with_ytdlp()
-            report["listed"] = listing_store.upsert_listed(conn, self.channel_url, [*listed, *feed])
+            combined = {e.video_id: e for e in listed}
+            # Feed entries carry publish times, which flat-listing entries lack.
+            combined.update(
+                (e.video_id, e) for e in feed if combined.get(e.video_id) is None or e.published_at
+            )
+            report["listed"] = listing_store.upsert_listed(conn, self.channel_url, combined.values())
             conn.commit()
             report["resolved"] = self._resolve_dates(conn)
             report["unresolved"] = len(listing_store.unresolved_ids(conn, self.channel_url))
