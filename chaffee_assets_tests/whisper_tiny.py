@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 # Whisper's language tokens in Whisper's order (ids 50259…50357 in the multilingual vocabulary).
 WHISPER_LANGUAGES = [
     "en",
@@ -237,6 +239,17 @@ def build_tiny_whisper(target: Path, *, d_model: int = 32, layers: int = 1, seed
     ).convert(str(ct2_dir), quantization="float32", force=True)
     (target / "BUILD.json").write_text(json.dumps({"d_model": d_model, "layers": layers, "seed": seed}))
     return ct2_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model's CTranslate2 folder, built once per test session (a few seconds)."""
+    root = tmp_path_factory.getbasetemp() / "tiny-whisper"
+    ct2 = root / "ct2"
+    # Test modules import this fixture separately; the folder on disk makes it one build per session.
+    if not (ct2 / "model.bin").is_file():
+        build_tiny_whisper(root)
+    return ct2
 
 
 if __name__ == "__main__":
