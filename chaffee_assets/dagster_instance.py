@@ -18,10 +18,19 @@ def dagster_environment() -> dict[str, str]:
         "DAGSTER_HOME": str(PROJECT_ROOT),
         "CHAFFEE_HOME": str(home),
         "DATABASE_URL": warehouse_url(),
-        "CHAFFEE_DAGSTER_PG_URL": dagster_storage_url(),
+        "CHAFFEE_DAGSTER_PG_URL": sqlalchemy_psycopg2_url(dagster_storage_url()),
         "CHAFFEE_DAGSTER_ARTIFACTS_DIR": str(home / "dagster"),
         "CHAFFEE_DAGSTER_COMPUTE_LOGS_DIR": str(home / "dagster" / "compute_logs"),
     }
+
+
+def sqlalchemy_psycopg2_url(url: str) -> str:
+    """The URL with SQLAlchemy's psycopg2 driver named: dagster-postgres speaks psycopg2, while
+    SQLAlchemy 2.1 picks psycopg 3 for a bare `postgresql://` (and its NOTIFY then fails)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
 
 
 def apply_dagster_environment() -> dict[str, str]:

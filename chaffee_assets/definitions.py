@@ -1,16 +1,32 @@
 """The code location: every asset, check, resource, schedule and sensor of Ask Dr Chaffee."""
 
-from __future__ import annotations
-
 import dagster as dg
 
-from chaffee_assets.defs import ingest_assets
-from chaffee_assets.defs.resources import WarehouseResource, video_source_from_env
-
-defs = dg.Definitions(
-    assets=[ingest_assets.videos],
-    resources={
-        "warehouse": WarehouseResource(),
-        "video_source": video_source_from_env(),
-    },
+from chaffee_assets.defs import ingest_assets, retrieval_assets
+from chaffee_assets.defs.resources import (
+    VideoSourceResource,
+    WarehouseResource,
+    embedding_model_from_env,
+    video_source_from_env,
 )
+from chaffee_assets.defs.transcription_resources import transcription_resources_from_env
+
+INGEST_ASSETS = [
+    ingest_assets.videos,
+    ingest_assets.transcripts,
+    retrieval_assets.segments,
+    retrieval_assets.segment_embeddings,
+]
+
+
+def build_resources(video_source: VideoSourceResource | None = None) -> dict[str, object]:
+    """The resources as the code location binds them; `video_source` swaps where videos come from."""
+    return {
+        "warehouse": WarehouseResource(),
+        "video_source": video_source or video_source_from_env(),
+        "embedding_model": embedding_model_from_env(),
+        **transcription_resources_from_env(),
+    }
+
+
+defs = dg.Definitions(assets=INGEST_ASSETS, resources=build_resources())

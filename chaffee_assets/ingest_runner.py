@@ -17,6 +17,8 @@ from chaffee_assets.defs.partitions import videos_daily_partition
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# The command prints its own progress; Dagster's per-event console log stays in the run's event log.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def materialize_days(
             assets,
             resources=resources,
             instance=instance,
-            run_config=run_config,
+            run_config={**QUIET_CONSOLE, **(run_config or {})},
             tags={
                 **(tags or {}),
                 RANGE_START_TAG: day_range.first.isoformat(),

@@ -11,6 +11,9 @@ import sys
 COMMAND_MODULES = (
     "chaffee_assets.cli.db_cmd",
     "chaffee_assets.cli.dev_cmd",
+    "chaffee_assets.cli.ingest_cmd",
+    "chaffee_assets.cli.captions_cmd",
+    "chaffee_assets.cli.transcribe_cmd",
 )
 
 

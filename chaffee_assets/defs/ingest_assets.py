@@ -13,8 +13,15 @@ from chaffee_assets.defs.partitions import (
     videos_daily_partition,
 )
 from chaffee_assets.defs.resources import VideoSourceResource, WarehouseResource
+from chaffee_assets.defs.transcription_resources import (
+    GPU_POOL,
+    LocalWhisperResource,
+    OpenAIWhisperResource,
+    TranscriptionPolicyResource,
+)
 from chaffee_assets.ingest import store
-from chaffee_assets.ingest.transcript_pipeline import TranscriptRules, obtain_transcript
+from chaffee_assets.ingest.transcript_pipeline import TranscriptOutcome, TranscriptRules, obtain_transcript
+from chaffee_assets.transcription.engine import LOCAL_WHISPER
 from chaffee_assets.ingest.videos import Video
 
 INGEST_GROUP = "ingest"
@@ -25,8 +32,6 @@ INGEST_GROUP = "ingest"
 network_retry_policy = dg.RetryPolicy(
     max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-
-ASR_ENGINE_TAG = "chaffee/asr_engine"
 
 
 def _markdown_titles(videos: list[Video], limit: int = 25) -> str:
@@ -77,3 +82,74 @@ class TranscriptsConfig(dg.Config):
     """Force the speech-recognition engine: 'local_whisper' or 'openai' (also the run tag chaffee/asr_engine)."""
     caption_wait_hours: float = 48.0
     """How long after publication to wait for YouTube's auto captions before paying for recognition."""
+
+
+@dg.asset(
+    partitions_def=videos_daily_partition,
+    backfill_policy=videos_backfill_policy,
+    retry_policy=network_retry_policy,
+    deps=[videos],
+    group_name=INGEST_GROUP,
+    kinds={"youtube", "whisper", "openai", "postgres"},
+    pool=GPU_POOL,  # may load local Whisper: one step at a time holds the GPU
+    description="The best transcript of each video of the day: captions first, then speech recognition "
+    "(local Whisper for old days, OpenAI for new ones). Per-video failures are recorded, not raised.",
+)
+def transcripts(
+    context: dg.AssetExecutionContext,
+    config: TranscriptsConfig,
+    warehouse: WarehouseResource,
+    video_source: VideoSourceResource,
+    local_whisper: LocalWhisperResource,
+    openai_whisper: OpenAIWhisperResource,
+    transcription_policy: TranscriptionPolicyResource,
+) -> dg.MaterializeResult:
+    first, last = partition_days(context)
+    source = video_source.get()
+    now = datetime.now(UTC)
+    rules = TranscriptRules(caption_wait=timedelta(hours=config.caption_wait_hours), force=config.force)
+    outcomes: list[TranscriptOutcome] = []
+    with warehouse.connect() as conn:
+        stored = {v.video_id: v for v in store.videos_between(conn, first, last)}
+        listed = [v for day in days_in(first, last) for v in source.videos_published_on(day)]
+        # The source's view carries caption and audio locations; the stored row is authoritative for
+        # availability (a video can be marked unavailable after it was listed).
+        for video in listed:
+            if video.video_id not in stored:
+                continue
+            video.availability = stored[video.video_id].availability
+            engine = transcription_policy.engine_for(
+                video.partition_date or first, now.date(), run_tags=context.run.tags, config_override=config.asr_engine
+            )
+
+            def recognizer(engine: str = engine):
+                return local_whisper.transcriber() if engine == LOCAL_WHISPER else openai_whisper.transcriber()
+
+            outcome = obtain_transcript(conn, video, source, recognizer, now=now, rules=rules)
+            if outcome.status not in ("written", "kept"):
+                context.log.warning(f"{video.video_id}: {outcome.status}: {outcome.detail}")
+            outcomes.append(outcome)
+    statuses = Counter(o.status for o in outcomes)
+    sources = Counter(o.source for o in outcomes if o.status == "written")
+    failures = [o for o in outcomes if o.status not in ("written", "kept")]
+    return dg.MaterializeResult(
+        metadata={
+            "video_count": dg.MetadataValue.int(len(outcomes)),
+            "written": dg.MetadataValue.int(statuses.get("written", 0)),
+            "kept": dg.MetadataValue.int(statuses.get("kept", 0)),
+            "failed": dg.MetadataValue.int(len(failures)),
+            "by_status": dg.MetadataValue.json(dict(statuses)),
+            "written_by_source": dg.MetadataValue.json(dict(sources)),
+            "failures": dg.MetadataValue.md(_markdown_failures(failures) if failures else "_none_"),
+        }
+    )
+
+
+def _markdown_failures(failures: list[TranscriptOutcome], limit: int = 25) -> str:
+    lines = ["| video | class | detail |", "|---|---|---|"]
+    for outcome in failures[:limit]:
+        detail = outcome.detail.replace("|", "\\|").replace("\n", " ")[:200]
+        lines.append(f"| {outcome.video_id} | {outcome.status} | {detail} |")
+    if len(failures) > limit:
+        lines.append(f"| … | | {len(failures) - limit} more |")
+    return "\n".join(lines)

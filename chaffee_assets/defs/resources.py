@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +11,8 @@ import psycopg
 from pydantic import PrivateAttr
 
 from chaffee_assets.ingest.sources import VideoSource
-from chaffee_assets.settings import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_URL
+from chaffee_assets.retrieval.embedder import Embedder
+from chaffee_assets.settings import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_URL, DEFAULT_EMBEDDING_MODEL
 from chaffee_assets.warehouse.migrate import ensure_schema
 from chaffee_assets.warehouse.server import connect
 
@@ -83,3 +85,27 @@ def video_source_from_env() -> VideoSourceResource:
     )
 
 
+
+
+class EmbeddingModelResource(dg.ConfigurableResource):
+    """The sentence-transformers model segments are embedded with (name or local path)."""
+
+    model: str = DEFAULT_EMBEDDING_MODEL
+    device: str | None = None  # None: CPU, or set "cuda"
+    batch_size: int = 64
+
+    def get(self) -> Embedder:
+        """One loaded model per process and model name, shared by every asset and run in it."""
+        return _shared_embedder(self.model, self.device, self.batch_size)
+
+
+@cache
+def _shared_embedder(model: str, device: str | None, batch_size: int) -> Embedder:
+    return Embedder(model, device=device, batch_size=batch_size)
+
+
+def embedding_model_from_env() -> EmbeddingModelResource:
+    return EmbeddingModelResource(
+        model=os.environ.get("CHAFFEE_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL),
+        device=os.environ.get("CHAFFEE_EMBEDDING_DEVICE") or None,
+    )

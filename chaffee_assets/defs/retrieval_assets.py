@@ -1,0 +1,80 @@
+"""The second half of the graph: `segments` (retrieval units) and `segment_embeddings` (their vectors)."""
+
+import dagster as dg
+
+from chaffee_assets.defs.ingest_assets import transcripts
+from chaffee_assets.defs.partitions import partition_days, videos_backfill_policy, videos_daily_partition
+from chaffee_assets.defs.resources import EmbeddingModelResource, WarehouseResource
+from chaffee_assets.ingest import store as ingest_store
+from chaffee_assets.retrieval.pipeline import embed_missing, segment_videos
+
+RETRIEVAL_GROUP = "retrieval"
+
+
+class SegmentsConfig(dg.Config):
+    force: bool = False
+    """Re-cut every video's segments even when they already come from its current transcript."""
+
+
+def _partition_video_ids(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> list[str]:
+    first, last = partition_days(context)
+    with warehouse.connect() as conn:
+        return [v.video_id for v in ingest_store.videos_between(conn, first, last)]
+
+
+@dg.asset(
+    partitions_def=videos_daily_partition,
+    backfill_policy=videos_backfill_policy,
+    deps=[transcripts],
+    group_name=RETRIEVAL_GROUP,
+    kinds={"postgres"},
+    description="Each video's current transcript cut into overlapping windows that start on cue "
+    "boundaries and fit the embedding model's input; rewritten per video in one transaction.",
+)
+def segments(
+    context: dg.AssetExecutionContext,
+    config: SegmentsConfig,
+    warehouse: WarehouseResource,
+    embedding_model: EmbeddingModelResource,
+) -> dg.MaterializeResult:
+    video_ids = _partition_video_ids(context, warehouse)
+    embedder = embedding_model.get()
+    with warehouse.connect() as conn:
+        report = segment_videos(conn, video_ids, embedder, force=config.force)
+        total = conn.execute("SELECT count(*) FROM segments WHERE video_id = ANY(%s)", (video_ids,)).fetchone()[0]
+    return dg.MaterializeResult(
+        metadata={
+            "videos_segmented": dg.MetadataValue.int(report.videos_segmented),
+            "videos_unchanged": dg.MetadataValue.int(report.videos_unchanged),
+            "segments_written": dg.MetadataValue.int(report.segments_written),
+            "segment_count": dg.MetadataValue.int(total),
+            "longest_segment_tokens": dg.MetadataValue.int(report.longest_segment_tokens),
+            "model_token_limit": dg.MetadataValue.int(embedder.max_seq_length),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=videos_daily_partition,
+    backfill_policy=videos_backfill_policy,
+    deps=[segments],
+    group_name=RETRIEVAL_GROUP,
+    kinds={"pytorch", "postgres"},
+    description="Sentence-transformers vectors of every segment under the configured model "
+    "(the model name is part of the key, so a second model can be embedded beside the first).",
+)
+def segment_embeddings(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, embedding_model: EmbeddingModelResource
+) -> dg.MaterializeResult:
+    video_ids = _partition_video_ids(context, warehouse)
+    embedder = embedding_model.get()
+    with warehouse.connect() as conn:
+        report = embed_missing(conn, video_ids, embedder)
+    return dg.MaterializeResult(
+        metadata={
+            "segments_embedded": dg.MetadataValue.int(report.segments_embedded),
+            "model": report.model,
+            "dimensions": dg.MetadataValue.int(report.dimensions),
+            "seconds": dg.MetadataValue.float(round(report.seconds, 2)),
+        }
+    )
