@@ -12,6 +12,81 @@ $$;
 COMMENT ON FUNCTION search_or_tsquery(text) IS
     'The OR of a text''s English lexemes as a tsquery (NULL when it has none): what hybrid search matches text with.';
 
+
+-- Lexeme statistics for BM25 ranking: in how many segments each lexeme occurs, and corpus totals.
+-- Kept exact by statement-level triggers on segments, so every writer (and ON DELETE CASCADE)
+-- maintains them; `rebuild_segment_lexeme_stats()` recomputes them from scratch.
+CREATE TABLE segment_lexemes (
+    lexeme      text PRIMARY KEY,
+    segments    bigint NOT NULL CHECK (segments >= 0)
+);
+
+CREATE TABLE segment_text_totals (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    segments    bigint NOT NULL DEFAULT 0,
+    lexemes     bigint NOT NULL DEFAULT 0   -- sum of length(tsv): distinct lexemes per segment
+);
+INSERT INTO segment_text_totals DEFAULT VALUES;
+
+CREATE FUNCTION segment_lexeme_stats_apply(changed_segments bigint, changed_lexemes bigint, deltas jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    -- One writer at a time: two transactions upserting overlapping lexemes in different orders
+    -- would otherwise deadlock.
+    PERFORM pg_advisory_xact_lock(0x43484147);
+    UPDATE segment_text_totals
+       SET segments = segments + changed_segments, lexemes = lexemes + changed_lexemes;
+    INSERT INTO segment_lexemes AS l (lexeme, segments)
+    SELECT key, value::bigint FROM jsonb_each_text(deltas) ORDER BY key
+    ON CONFLICT (lexeme) DO UPDATE SET segments = l.segments + EXCLUDED.segments;
+    DELETE FROM segment_lexemes WHERE segments <= 0;
+END
+$$;
+
+CREATE FUNCTION segment_lexeme_stats_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM segment_lexeme_stats_apply(
+        (SELECT count(*) FROM added), (SELECT coalesce(sum(length(tsv)), 0) FROM added),
+        (SELECT coalesce(jsonb_object_agg(lexeme, n), '{}') FROM
+            (SELECT lexeme, count(*) AS n FROM added, unnest(tsvector_to_array(tsv)) AS lexeme GROUP BY lexeme) x));
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION segment_lexeme_stats_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM segment_lexeme_stats_apply(
+        -(SELECT count(*) FROM removed), -(SELECT coalesce(sum(length(tsv)), 0) FROM removed),
+        (SELECT coalesce(jsonb_object_agg(lexeme, -n), '{}') FROM
+            (SELECT lexeme, count(*) AS n FROM removed, unnest(tsvector_to_array(tsv)) AS lexeme GROUP BY lexeme) x));
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER segments_lexeme_stats_insert AFTER INSERT ON segments
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION segment_lexeme_stats_added();
+CREATE TRIGGER segments_lexeme_stats_delete AFTER DELETE ON segments
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION segment_lexeme_stats_removed();
+-- An UPDATE is counted as the old rows removed and the new rows added.
+CREATE TRIGGER segments_lexeme_stats_update_old AFTER UPDATE ON segments
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION segment_lexeme_stats_removed();
+CREATE TRIGGER segments_lexeme_stats_update_new AFTER UPDATE ON segments
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION segment_lexeme_stats_added();
+
+CREATE FUNCTION rebuild_segment_lexeme_stats() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(0x43484147);
+    DELETE FROM segment_lexemes;
+    INSERT INTO segment_lexemes (lexeme, segments)
+    SELECT lexeme, count(*) FROM segments, unnest(tsvector_to_array(tsv)) AS lexeme GROUP BY lexeme;
+    UPDATE segment_text_totals
+       SET segments = (SELECT count(*) FROM segments),
+           lexemes = (SELECT coalesce(sum(length(tsv)), 0) FROM segments);
+END
+$$;
+COMMENT ON FUNCTION rebuild_segment_lexeme_stats() IS
+    'Recompute the BM25 statistics (segment_lexemes, segment_text_totals) from the segments table.';
+
 CREATE FUNCTION search_segments(
     query_text          text,
     query_embedding     vector DEFAULT NULL,
@@ -26,7 +101,8 @@ CREATE FUNCTION search_segments(
     rrf_k               integer DEFAULT 60,
     vector_weight       double precision DEFAULT 1.0,
     text_weight         double precision DEFAULT 1.0,
-    exact               boolean DEFAULT false
+    exact               boolean DEFAULT false,
+    collapse_overlaps   boolean DEFAULT true
 ) RETURNS TABLE (
     segment_id      bigint,
     video_id        text,
@@ -108,20 +184,36 @@ BEGIN
     END IF;
 
     IF mode IN ('hybrid', 'text') THEN
-        -- ts_rank_cd normalisation 1 divides by 1 + log(length), so long segments do not win
-        -- merely by containing more of the ORed words.
+        -- BM25 (k1 = 1.2, b = 0.75) over the segments that contain any of the question's
+        -- lexemes; term frequency is the lexeme's position count, length the segment's distinct
+        -- lexemes. Rare words weigh more than common ones, which a plain ts_rank cannot do.
         txt_sql := $q$
             SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk
             FROM (
-                SELECT s.segment_id, ts_rank_cd(s.tsv, q.tsq, 1) AS r
-                FROM segments s
-                JOIN videos v ON v.video_id = s.video_id
-                CROSS JOIN (SELECT search_or_tsquery($6) AS tsq) q
-                WHERE s.tsv @@ q.tsq
-                  AND ($2::date IS NULL OR v.partition_date >= $2)
-                  AND ($3::date IS NULL OR v.partition_date <= $3)
-                  AND ($4::text[] IS NULL OR s.video_id = ANY($4))
-                ORDER BY r DESC, s.segment_id
+                SELECT m.segment_id,
+                       sum(qt.idf * (u.tf * 2.2) / (u.tf + 1.2 * (0.25 + 0.75 * m.len / qt.avglen))) AS r
+                FROM (
+                    SELECT s.segment_id, s.tsv, length(s.tsv) AS len
+                    FROM segments s
+                    JOIN videos v ON v.video_id = s.video_id
+                    WHERE s.tsv @@ search_or_tsquery($6)
+                      AND ($2::date IS NULL OR v.partition_date >= $2)
+                      AND ($3::date IS NULL OR v.partition_date <= $3)
+                      AND ($4::text[] IS NULL OR s.video_id = ANY($4))
+                ) m
+                CROSS JOIN LATERAL (
+                    SELECT t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf FROM unnest(m.tsv) t
+                ) u
+                JOIN (
+                    SELECT q.lexeme,
+                           ln(1 + (tot.segments - coalesce(l.segments, 0) + 0.5) / (coalesce(l.segments, 0) + 0.5)) AS idf,
+                           greatest(tot.lexemes::double precision / nullif(tot.segments, 0), 1) AS avglen
+                    FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', $6))) AS lexeme) q
+                    CROSS JOIN segment_text_totals tot
+                    LEFT JOIN segment_lexemes l ON l.lexeme = q.lexeme
+                ) qt ON qt.lexeme = u.lexeme
+                GROUP BY m.segment_id
+                ORDER BY r DESC, m.segment_id
                 LIMIT $5
             ) ranked
         $q$;
@@ -138,10 +230,23 @@ BEGIN
                    txt.rnk AS text_rank
             FROM vec FULL JOIN txt ON txt.segment_id = vec.segment_id
         ),
-        placed AS (
-            SELECT f.*, s.video_id, s.start_s, s.end_s, s.text,
-                   row_number() OVER (PARTITION BY s.video_id ORDER BY f.score DESC, f.segment_id) AS in_video
+        joined AS (
+            SELECT f.*, s.video_id, s.start_s, s.end_s, s.text
             FROM fused f JOIN segments s ON s.segment_id = f.segment_id
+        ),
+        -- Overlapping segments of one passage would fill the page with the same words: keep the
+        -- best-scored one of each overlapping group.
+        distinct_passages AS (
+            SELECT j.* FROM joined j
+            WHERE NOT $12 OR NOT EXISTS (
+                SELECT 1 FROM joined o
+                WHERE o.video_id = j.video_id
+                  AND o.start_s < j.end_s AND o.end_s > j.start_s
+                  AND (o.score > j.score OR (o.score = j.score AND o.segment_id < j.segment_id)))
+        ),
+        placed AS (
+            SELECT d.*, row_number() OVER (PARTITION BY d.video_id ORDER BY d.score DESC, d.segment_id) AS in_video
+            FROM distinct_passages d
         )
         SELECT p.segment_id, p.video_id, v.title, v.published_at, p.start_s, p.end_s, p.text,
                'https://www.youtube.com/watch?v=' || p.video_id || '&t=' || floor(p.start_s)::bigint || 's',
@@ -153,12 +258,12 @@ BEGIN
         LIMIT $11
         $q$, vec_sql, txt_sql)
     USING query_embedding, published_from, published_to, video_ids, depth, query_text,
-          rrf_k::double precision, vector_weight, text_weight, max_per_video, k;
+          rrf_k::double precision, vector_weight, text_weight, max_per_video, k, collapse_overlaps;
 END
 $fn$;
 
 COMMENT ON FUNCTION search_segments(text, vector, integer, text, text, date, date, text[], integer, integer,
-                                    integer, double precision, double precision, boolean) IS
+                                    integer, double precision, double precision, boolean, boolean) IS
 $doc$Hybrid search over transcript segments; returns at most k hits, best first.
 
 Arguments (all but query_text optional, pass by name: search_segments('fasting', emb, k => 5)):
@@ -173,6 +278,7 @@ Arguments (all but query_text optional, pass by name: search_segments('fasting',
   candidates       depth of each ranking before fusion (default 100).
   rrf_k, vector_weight, text_weight   fusion: score = w_v/(rrf_k + rank_v) + w_t/(rrf_k + rank_t).
   exact            true: exact cosine scan instead of the HNSW index (for measuring recall).
+  collapse_overlaps  true (default): of hits from one video whose time ranges overlap, keep the best.
 Filters are applied inside both rankings, so a filtered search still returns k hits when k exist.
 Columns: segment_id, video_id, title, published_at, start_s, end_s, text, link (YouTube deep link at
 start_s), score, vector_rank, text_rank (NULL when that ranking did not place the segment).$doc$;

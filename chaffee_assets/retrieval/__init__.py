@@ -1,0 +1,1 @@
+"""Retrieval: transcripts cut into segments, embedded, stored, searched and evaluated."""
