@@ -9,6 +9,8 @@ from chaffee_assets.defs.resources import (
     embedding_model_from_env,
     video_source_from_env,
 )
+from chaffee_assets.defs.schedules import daily_ingest_schedule, ingest_job
+from chaffee_assets.defs.sensors import channel_feed_sensor
 from chaffee_assets.defs.transcription_resources import transcription_resources_from_env
 
 INGEST_ASSETS = [
@@ -29,4 +31,10 @@ def build_resources(video_source: VideoSourceResource | None = None) -> dict[str
     }
 
 
-defs = dg.Definitions(assets=INGEST_ASSETS, resources=build_resources())
+defs = dg.Definitions(
+    assets=INGEST_ASSETS,
+    jobs=[ingest_job],
+    schedules=[daily_ingest_schedule],
+    sensors=[channel_feed_sensor],
+    resources=build_resources(),
+)
