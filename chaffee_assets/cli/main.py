@@ -14,6 +14,9 @@ COMMAND_MODULES = (
     "chaffee_assets.cli.ingest_cmd",
     "chaffee_assets.cli.captions_cmd",
     "chaffee_assets.cli.transcribe_cmd",
+    "chaffee_assets.cli.search_cmd",
+    "chaffee_assets.cli.eval_cmd",
+    "chaffee_assets.cli.demo_cmd",
 )
 
 

@@ -1,11 +1,11 @@
 """The first half of the graph: `videos` (what was published each day) and `transcripts` (its words)."""
 
-
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from chaffee_assets.defs import checks
 from chaffee_assets.defs.partitions import (
     days_in,
     partition_days,
@@ -21,8 +21,8 @@ from chaffee_assets.defs.transcription_resources import (
 )
 from chaffee_assets.ingest import store
 from chaffee_assets.ingest.transcript_pipeline import TranscriptOutcome, TranscriptRules, obtain_transcript
-from chaffee_assets.transcription.engine import LOCAL_WHISPER
 from chaffee_assets.ingest.videos import Video
+from chaffee_assets.transcription.engine import LOCAL_WHISPER
 
 INGEST_GROUP = "ingest"
 
@@ -92,6 +92,7 @@ class TranscriptsConfig(dg.Config):
     group_name=INGEST_GROUP,
     kinds={"youtube", "whisper", "openai", "postgres"},
     pool=GPU_POOL,  # may load local Whisper: one step at a time holds the GPU
+    check_specs=checks.TRANSCRIPTS_CHECKS,
     description="The best transcript of each video of the day: captions first, then speech recognition "
     "(local Whisper for old days, OpenAI for new ones). Per-video failures are recorded, not raised.",
 )
@@ -119,16 +120,27 @@ def transcripts(
                 continue
             video.availability = stored[video.video_id].availability
             engine = transcription_policy.engine_for(
-                video.partition_date or first, now.date(), run_tags=context.run.tags, config_override=config.asr_engine
+                video.partition_date or first,
+                now.date(),
+                run_tags=context.run.tags,
+                config_override=config.asr_engine,
             )
 
             def recognizer(engine: str = engine):
-                return local_whisper.transcriber() if engine == LOCAL_WHISPER else openai_whisper.transcriber()
+                return (
+                    local_whisper.transcriber() if engine == LOCAL_WHISPER else openai_whisper.transcriber()
+                )
 
             outcome = obtain_transcript(conn, video, source, recognizer, now=now, rules=rules)
             if outcome.status not in ("written", "kept"):
                 context.log.warning(f"{video.video_id}: {outcome.status}: {outcome.detail}")
             outcomes.append(outcome)
+        video_ids = list(stored)
+        check_results = [
+            checks.every_video_accounted(conn, video_ids),
+            *checks.transcript_quality(conn, video_ids),
+            checks.spend_within_budget(conn, openai_whisper.settings().daily_budget_usd),
+        ]
     statuses = Counter(o.status for o in outcomes)
     sources = Counter(o.source for o in outcomes if o.status == "written")
     failures = [o for o in outcomes if o.status not in ("written", "kept")]
@@ -141,7 +153,8 @@ def transcripts(
             "by_status": dg.MetadataValue.json(dict(statuses)),
             "written_by_source": dg.MetadataValue.json(dict(sources)),
             "failures": dg.MetadataValue.md(_markdown_failures(failures) if failures else "_none_"),
-        }
+        },
+        check_results=check_results,
     )
 
 

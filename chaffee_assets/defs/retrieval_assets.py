@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from chaffee_assets.defs import checks
 from chaffee_assets.defs.ingest_assets import transcripts
 from chaffee_assets.defs.partitions import partition_days, videos_backfill_policy, videos_daily_partition
 from chaffee_assets.defs.resources import EmbeddingModelResource, WarehouseResource
@@ -28,6 +29,7 @@ def _partition_video_ids(context: dg.AssetExecutionContext, warehouse: Warehouse
     deps=[transcripts],
     group_name=RETRIEVAL_GROUP,
     kinds={"postgres"},
+    check_specs=checks.SEGMENTS_CHECKS,
     description="Each video's current transcript cut into overlapping windows that start on cue "
     "boundaries and fit the embedding model's input; rewritten per video in one transaction.",
 )
@@ -41,7 +43,10 @@ def segments(
     embedder = embedding_model.get()
     with warehouse.connect() as conn:
         report = segment_videos(conn, video_ids, embedder, force=config.force)
-        total = conn.execute("SELECT count(*) FROM segments WHERE video_id = ANY(%s)", (video_ids,)).fetchone()[0]
+        total = conn.execute(
+            "SELECT count(*) FROM segments WHERE video_id = ANY(%s)", (video_ids,)
+        ).fetchone()[0]
+        check_results = [checks.no_duplicate_segments(conn, video_ids)]
     return dg.MaterializeResult(
         metadata={
             "videos_segmented": dg.MetadataValue.int(report.videos_segmented),
@@ -50,7 +55,8 @@ def segments(
             "segment_count": dg.MetadataValue.int(total),
             "longest_segment_tokens": dg.MetadataValue.int(report.longest_segment_tokens),
             "model_token_limit": dg.MetadataValue.int(embedder.max_seq_length),
-        }
+        },
+        check_results=check_results,
     )
 
 
@@ -60,6 +66,7 @@ def segments(
     deps=[segments],
     group_name=RETRIEVAL_GROUP,
     kinds={"pytorch", "postgres"},
+    check_specs=checks.EMBEDDINGS_CHECKS,
     description="Sentence-transformers vectors of every segment under the configured model "
     "(the model name is part of the key, so a second model can be embedded beside the first).",
 )
@@ -70,11 +77,16 @@ def segment_embeddings(
     embedder = embedding_model.get()
     with warehouse.connect() as conn:
         report = embed_missing(conn, video_ids, embedder)
+        check_results = [
+            checks.embeddings_complete(conn, video_ids, report.model, report.dimensions),
+            checks.golden_queries(conn, embedder),
+        ]
     return dg.MaterializeResult(
         metadata={
             "segments_embedded": dg.MetadataValue.int(report.segments_embedded),
             "model": report.model,
             "dimensions": dg.MetadataValue.int(report.dimensions),
             "seconds": dg.MetadataValue.float(round(report.seconds, 2)),
-        }
+        },
+        check_results=check_results,
     )

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 
-class FailureClass(str, enum.Enum):
+class FailureClass(enum.StrEnum):
     """Each class decides what happens next to the video (see DESIGN.md)."""
 
     BLOCKED = "blocked"  # rate-limited / IP-blocked: retry later, never pay for ASR because of it

@@ -8,6 +8,7 @@ pgserver's inter-process lock makes two processes starting it at once find the s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from functools import cache
@@ -83,10 +84,9 @@ def _create_database_if_missing(admin_url: str, database: str) -> None:
     with _connect_or_explain(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
-            try:
+            # Another process may create it between our check and our CREATE.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it between our check and our CREATE
 
 
 def redact(url: str) -> str:
