@@ -100,5 +100,3 @@ def materialize_days(
 
 def days_between(first: date | None, last: date | None, days: Sequence[date]) -> list[date]:
     return sorted(d for d in days if (first is None or d >= first) and (last is None or d <= last))
-
-

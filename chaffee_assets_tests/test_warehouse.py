@@ -55,7 +55,9 @@ def test_schema_rejects_what_a_careful_dba_would(warehouse_url: str):
             )
         conn.rollback()
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
-            conn.execute("INSERT INTO transcripts (video_id, version, source, cues) VALUES ('nope', 1, 'openai', '[]')")
+            conn.execute(
+                "INSERT INTO transcripts (video_id, version, source, cues) VALUES ('nope', 1, 'openai', '[]')"
+            )
 
 
 def test_partition_date_is_derived_from_publish_time_in_utc(warehouse_url: str):
@@ -149,15 +151,21 @@ def test_two_processes_asking_at_once_share_one_embedded_server(tmp_path: Path):
 def test_the_embedded_server_keeps_its_data_across_restarts(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
     env["CHAFFEE_HOME"] = str(tmp_path / "home")
-    write = "from chaffee_assets.warehouse.server import connect\n" \
+    write = (
+        "from chaffee_assets.warehouse.server import connect\n"
         "with connect() as c: c.execute('CREATE TABLE kept (x int)'); c.execute('INSERT INTO kept VALUES (42)')"
-    read = "from chaffee_assets.warehouse.server import connect\n" \
+    )
+    read = (
+        "from chaffee_assets.warehouse.server import connect\n"
         "with connect() as c: print(c.execute('SELECT x FROM kept').fetchone()[0])"
+    )
     stop = [CHAFFEE, "db", "stop"]
     try:
         subprocess.run([sys.executable, "-c", write], env=env, check=True, timeout=120)
         subprocess.run(stop, env=env, check=True, timeout=60)
-        out = subprocess.run([sys.executable, "-c", read], env=env, check=True, timeout=120, capture_output=True)
+        out = subprocess.run(
+            [sys.executable, "-c", read], env=env, check=True, timeout=120, capture_output=True
+        )
         assert out.stdout.decode().strip() == "42"
     finally:
         subprocess.run(stop, env=env, timeout=60)

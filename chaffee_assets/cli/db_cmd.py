@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     url.set_defaults(handler=_url)
 
     env = db_sub.add_parser(
-        "env", help="print shell exports for running dagster yourself: eval \"$(chaffee db env)\""
+        "env", help='print shell exports for running dagster yourself: eval "$(chaffee db env)"'
     )
     env.set_defaults(handler=_env)
 
@@ -64,13 +64,19 @@ def _status(args: argparse.Namespace) -> int:
         vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         has_migrations = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
         applied = (
-            conn.execute("SELECT version, name, applied_at FROM schema_migrations ORDER BY version").fetchall()
+            conn.execute(
+                "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+            ).fetchall()
             if has_migrations
             else []
         )
-        print(f"server:     PostgreSQL {server_version} ({'embedded' if uses_embedded_server() else 'DATABASE_URL'})")
+        print(
+            f"server:     PostgreSQL {server_version} ({'embedded' if uses_embedded_server() else 'DATABASE_URL'})"
+        )
         print(f"url:        {redact(url)}")
-        print(f"pgvector:   {vector[0] if vector else 'not installed in this database (run: chaffee db upgrade)'}")
+        print(
+            f"pgvector:   {vector[0] if vector else 'not installed in this database (run: chaffee db upgrade)'}"
+        )
         applied_versions = {row[0] for row in applied}
         print("migrations:")
         for migration in available_migrations():

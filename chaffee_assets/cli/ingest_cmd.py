@@ -45,7 +45,9 @@ def _ingest(args: argparse.Namespace) -> int:
             raise UserError(f"library folder {args.library} does not exist")
         source_resource = VideoSourceResource(library_dir=os.path.abspath(args.library))
     elif args.channel:
-        source_resource = video_source_from_env().model_copy(update={"channel_url": args.channel, "library_dir": None})
+        source_resource = video_source_from_env().model_copy(
+            update={"channel_url": args.channel, "library_dir": None}
+        )
     else:
         source_resource = video_source_from_env()
 

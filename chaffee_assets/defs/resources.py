@@ -85,8 +85,6 @@ def video_source_from_env() -> VideoSourceResource:
     )
 
 
-
-
 class EmbeddingModelResource(dg.ConfigurableResource):
     """The sentence-transformers model segments are embedded with (name or local path)."""
 

@@ -61,9 +61,11 @@ def obtain_transcript(
     `transcript_attempts`, and returned, so one bad video cannot fail its day.
     """
     current = store.current_transcript(conn, video.video_id)
-    if current is not None and not rules.force and store.SOURCE_RANK[current.source] >= store.SOURCE_RANK[
-        "manual_captions"
-    ]:
+    if (
+        current is not None
+        and not rules.force
+        and store.SOURCE_RANK[current.source] >= store.SOURCE_RANK["manual_captions"]
+    ):
         return TranscriptOutcome(video.video_id, "kept", current.source, "already has manual captions")
     try:
         if video.availability != "available":
@@ -73,11 +75,20 @@ def obtain_transcript(
         try:
             track = source.fetch_captions(video)
             if not track.cues:
-                raise TranscriptFailure(FailureClass.NO_CAPTIONS, f"the captions of {video.video_id} are empty")
+                raise TranscriptFailure(
+                    FailureClass.NO_CAPTIONS, f"the captions of {video.video_id} are empty"
+                )
             if current is not None and not rules.force and not store.is_improvement(track.source, current):
-                return TranscriptOutcome(video.video_id, "kept", current.source, "current transcript is as good")
+                return TranscriptOutcome(
+                    video.video_id, "kept", current.source, "current transcript is as good"
+                )
             store.write_transcript(
-                conn, video.video_id, track.cues, source=track.source, language=track.language, model=track.origin
+                conn,
+                video.video_id,
+                track.cues,
+                source=track.source,
+                language=track.language,
+                model=track.origin,
             )
             return TranscriptOutcome(video.video_id, "written", track.source)
         except TranscriptFailure as failure:
@@ -85,7 +96,9 @@ def obtain_transcript(
                 raise
             if current is not None and not rules.force:
                 # Captions vanished but we already hold a transcript: keep it rather than pay again.
-                return TranscriptOutcome(video.video_id, "kept", current.source, "no captions now; kept current")
+                return TranscriptOutcome(
+                    video.video_id, "kept", current.source, "no captions now; kept current"
+                )
             _require_caption_wait_over(video, now, rules.caption_wait)
             return _recognise_speech(conn, video, source, recognizer_for)
     except TranscriptFailure as failure:

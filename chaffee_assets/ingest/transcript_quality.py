@@ -59,7 +59,9 @@ def max_window_compression_ratio(words: Sequence[str], window: int = COMPRESSION
     if len(words) < window:
         return compression_ratio(" ".join(words)) if len(words) >= window // 2 else 0.0
     step = window // 2
-    return max(compression_ratio(" ".join(words[i : i + window])) for i in range(0, len(words) - window + 1, step))
+    return max(
+        compression_ratio(" ".join(words[i : i + window])) for i in range(0, len(words) - window + 1, step)
+    )
 
 
 def longest_loop(words: Sequence[str], max_phrase: int = MAX_PHRASE_WORDS) -> tuple[int, int]:
@@ -80,7 +82,9 @@ def longest_loop(words: Sequence[str], max_phrase: int = MAX_PHRASE_WORDS) -> tu
     return best
 
 
-def transcript_issues(cues: Sequence[Cue], duration_s: float | None, *, check_loops: bool) -> list[QualityIssue]:
+def transcript_issues(
+    cues: Sequence[Cue], duration_s: float | None, *, check_loops: bool
+) -> list[QualityIssue]:
     """Everything suspicious about one transcript. `check_loops` for speech-recognition output."""
     issues: list[QualityIssue] = []
     cov = coverage(cues, duration_s)
@@ -93,10 +97,14 @@ def transcript_issues(cues: Sequence[Cue], duration_s: float | None, *, check_lo
         words = " ".join(c.text for c in cues).lower().split()
         repeats, span = longest_loop(words)
         if repeats >= LOOP_MIN_REPEATS and span >= LOOP_MIN_WORDS:
-            issues.append(QualityIssue("repetition", f"a phrase repeats {repeats} times in a row ({span} words)"))
+            issues.append(
+                QualityIssue("repetition", f"a phrase repeats {repeats} times in a row ({span} words)")
+            )
         ratio = max_window_compression_ratio(words)
         if ratio > MAX_COMPRESSION_RATIO:
             issues.append(
-                QualityIssue("compression", f"a {COMPRESSION_WINDOW_WORDS}-word window compresses {ratio:.2f}x")
+                QualityIssue(
+                    "compression", f"a {COMPRESSION_WINDOW_WORDS}-word window compresses {ratio:.2f}x"
+                )
             )
     return issues
