@@ -24,13 +24,17 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 
 # sentence-transformers pulls torch. Without a GPU, a CPU build (~200 MB) instead of the default
-# build with several GB of CUDA libraries; with one, the default (CUDA) build.
+# build with several GB of CUDA libraries: the local `+cpu` wheel when the package index or a
+# wheel folder has it, else PyTorch's own CPU index. With a GPU, the default (CUDA) build, and the
+# CUDA libraries CTranslate2 needs for faster-whisper (the `gpu` extra).
+EXTRAS="dev"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q "torch>=2.4"
-else
-  "$VENV/bin/pip" install -q "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu \
-    || "$VENV/bin/pip" install -q "torch>=2.4" --index-url https://download.pytorch.org/whl/cpu
+  EXTRAS="dev,gpu"
+elif ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  "$VENV/bin/pip" install -q "torch==2.13.0+cpu" 2>/dev/null \
+    || "$VENV/bin/pip" install -q torch --index-url https://download.pytorch.org/whl/cpu
 fi
 
-"$VENV/bin/pip" install -q -e ".[dev]"
+"$VENV/bin/pip" install -q -e ".[$EXTRAS]"
 echo "installed into $VENV"
