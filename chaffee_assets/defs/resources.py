@@ -23,9 +23,14 @@ class WarehouseResource(dg.ConfigurableResource):
     database_url: str | None = None
 
     def connect(self) -> psycopg.Connection:
-        """A new connection to a migrated warehouse (migrations run once per process, first use)."""
+        """A new autocommit connection to a migrated warehouse (migrations run once per process).
+
+        Autocommit, so each store function's `conn.transaction()` is a real transaction that
+        commits when the video is done: a run killed mid-partition keeps every finished video and
+        holds no row lock longer than one video's write.
+        """
         url = ensure_schema(self.database_url or None)
-        return connect(url)
+        return connect(url, autocommit=True)
 
 
 class VideoSourceResource(dg.ConfigurableResource):

@@ -63,7 +63,7 @@ def upsert_videos(conn: Connection, videos: Iterable[Video]) -> int:
         for v in videos
     ]
     if rows:
-        with conn.cursor() as cur:
+        with conn.transaction(), conn.cursor() as cur:
             cur.executemany(_UPSERT_VIDEO, rows)
     return len(rows)
 
