@@ -49,6 +49,11 @@ def group_days(days: Sequence[date], max_span_days: int) -> list[DayRange]:
 class IngestReport:
     runs: list[tuple[DayRange, bool]] = field(default_factory=list)
     skipped_days: list[date] = field(default_factory=list)  # before the partition calendar starts
+    check_evaluations: list[dg.AssetCheckEvaluation] = field(default_factory=list)
+
+    @property
+    def failed_checks(self) -> list[dg.AssetCheckEvaluation]:
+        return [e for e in self.check_evaluations if not e.passed]
 
     @property
     def failed(self) -> list[DayRange]:
@@ -93,6 +98,7 @@ def materialize_days(
             raise_on_error=False,
         )
         report.runs.append((day_range, result.success))
+        report.check_evaluations.extend(result.get_asset_check_evaluations())
         if on_progress:
             on_progress(index, len(ranges), day_range, result.success)
     return report

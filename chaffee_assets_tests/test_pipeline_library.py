@@ -43,17 +43,9 @@ def _snapshot(url: str) -> dict[str, object]:
 
 def _ingest(library: Path, days: list[date]) -> list[dg.AssetCheckEvaluation]:
     resources = build_resources(video_source=VideoSourceResource(library_dir=str(library)))
-    instance = dg.DagsterInstance.ephemeral()
-    report = materialize_days(INGEST_ASSETS, resources, days, instance=instance)
+    report = materialize_days(INGEST_ASSETS, resources, days, instance=dg.DagsterInstance.ephemeral())
     assert not report.failed, f"runs failed for {report.failed}"
-    records = instance.get_records_for_run  # noqa: F841 - keeps the instance alive for the events below
-    return [
-        event.asset_check_evaluation_data
-        for record in instance.get_event_records(
-            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-        )
-        for event in [record.event_log_entry.dagster_event]
-    ]
+    return report.check_evaluations
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,18 @@ def _ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _print_summary(days[0], days[-1])
+    checks = report.check_evaluations
+    print(f"  checks:       {len(checks) - len(report.failed_checks)} of {len(checks)} passed")
+    for evaluation in report.failed_checks:
+        print(
+            f"    FAILED {evaluation.check_name} ({evaluation.severity.value}): {_check_detail(evaluation)}"
+        )
     return 1 if report.failed else 0
+
+
+def _check_detail(evaluation) -> str:
+    shown = {k: v.value for k, v in evaluation.metadata.items() if isinstance(v.value, int | float | str)}
+    return ", ".join(f"{k}={str(v).splitlines()[0][:80]}" for k, v in shown.items())
 
 
 def _print_summary(first: date, last: date) -> None:
