@@ -1,5 +1,6 @@
 """The first half of the graph: `videos` (what was published each day) and `transcripts` (its words)."""
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -105,6 +106,7 @@ def transcripts(
     openai_whisper: OpenAIWhisperResource,
     transcription_policy: TranscriptionPolicyResource,
 ) -> dg.MaterializeResult:
+    started = time.perf_counter()
     first, last = partition_days(context)
     source = video_source.get()
     now = datetime.now(UTC)
@@ -136,10 +138,11 @@ def transcripts(
                 context.log.warning(f"{video.video_id}: {outcome.status}: {outcome.detail}")
             outcomes.append(outcome)
         video_ids = list(stored)
+        spend_check = checks.spend_within_budget(conn, openai_whisper.settings().daily_budget_usd)
         check_results = [
             checks.every_video_accounted(conn, video_ids),
             *checks.transcript_quality(conn, video_ids),
-            checks.spend_within_budget(conn, openai_whisper.settings().daily_budget_usd),
+            spend_check,
         ]
     statuses = Counter(o.status for o in outcomes)
     sources = Counter(o.source for o in outcomes if o.status == "written")
@@ -147,6 +150,8 @@ def transcripts(
     return dg.MaterializeResult(
         metadata={
             "video_count": dg.MetadataValue.int(len(outcomes)),
+            "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
+            "asr_spend_today_usd": dg.MetadataValue.float(spend_check.metadata["spent_today_usd"].value),
             "written": dg.MetadataValue.int(statuses.get("written", 0)),
             "kept": dg.MetadataValue.int(statuses.get("kept", 0)),
             "failed": dg.MetadataValue.int(len(failures)),
