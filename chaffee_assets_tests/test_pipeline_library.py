@@ -232,6 +232,8 @@ def test_a_library_with_broken_files_ingests_the_good_videos_and_records_the_bad
     )  # skipped at listing, reported there
     skipped = LibrarySource(library).skipped()
     assert [s.video_id for s in skipped] == ["brokeninfo1"]
+    videos_metadata = result.asset_materializations_for_node("videos")[0].metadata
+    assert "brokeninfo1.info.json" in videos_metadata["skipped_library_entries"].value
     transcripts_metadata = result.asset_materializations_for_node("transcripts")[0].metadata
     assert transcripts_metadata["failed"].value == 3
     assert transcripts_metadata["written"].value == 2

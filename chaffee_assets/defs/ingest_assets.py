@@ -66,12 +66,20 @@ def videos(
         store.upsert_videos(conn, found)
     context.log.info(f"{len(found)} video(s) published {first}…{last} from {source.name}")
     availability = Counter(v.availability for v in found)
+    # A library entry that cannot be placed on a day (no info.json, no date, broken JSON) belongs to
+    # no partition; every run reports them so the operator sees what to fix.
+    skipped = [f"{s.video_id}: {s.reason}" for s in getattr(source, "skipped", list)()]
+    for line in skipped:
+        context.log.warning(f"library entry skipped: {line}")
     return dg.MaterializeResult(
         metadata={
             "video_count": dg.MetadataValue.int(len(found)),
             "source": source.name,
             "availability": dg.MetadataValue.json(dict(availability)),
             "titles": dg.MetadataValue.md(_markdown_titles(found) if found else "_no videos on these days_"),
+            "skipped_library_entries": dg.MetadataValue.md(
+                "\n".join(f"- {line}" for line in skipped) or "_none_"
+            ),
         }
     )
 
