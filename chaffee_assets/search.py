@@ -20,9 +20,9 @@ MODES = ("hybrid", "vector", "text")
 class SearchOptions:
     """Ranking knobs; the defaults equal the SQL function's and were chosen by measurement."""
 
-    max_per_video: int | None = 3
+    max_per_video: int | None = 5
     candidates: int = 100
-    rrf_k: int = 60
+    rrf_k: int = 30
     vector_weight: float = 1.0
     text_weight: float = 1.0
     exact: bool = False
@@ -130,3 +130,29 @@ def search(
         with connect() as own:
             rows = own.execute(_SEARCH_SQL, params).fetchall()
     return [Hit(*row) for row in rows]
+
+
+_SNIPPET_SQL = """
+SELECT ts_headline('english', t, coalesce(search_or_tsquery(%(query)s), ''::tsquery), %(options)s)
+FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS x(t, i)
+ORDER BY i
+"""
+
+
+def snippets(
+    query: str,
+    texts: Sequence[str],
+    *,
+    conn: psycopg.Connection,
+    start: str = "[",
+    stop: str = "]",
+    words: int = 30,
+) -> list[str]:
+    """Each text cut to about `words` words around the query's matched words, marked start/stop."""
+    if not texts:
+        return []
+    options = (
+        f"StartSel={start}, StopSel={stop}, MaxWords={words}, MinWords={max(words // 2, 1)}, MaxFragments=2"
+    )
+    rows = conn.execute(_SNIPPET_SQL, {"query": query, "texts": list(texts), "options": options}).fetchall()
+    return [row[0] for row in rows]

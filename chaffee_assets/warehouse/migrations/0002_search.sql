@@ -18,7 +18,7 @@ COMMENT ON FUNCTION search_or_tsquery(text) IS
 -- maintains them; `rebuild_segment_lexeme_stats()` recomputes them from scratch.
 CREATE TABLE segment_lexemes (
     lexeme      text PRIMARY KEY,
-    segments    bigint NOT NULL CHECK (segments >= 0)
+    segments    bigint NOT NULL
 );
 
 CREATE TABLE segment_text_totals (
@@ -96,9 +96,9 @@ CREATE FUNCTION search_segments(
     published_from      date DEFAULT NULL,
     published_to        date DEFAULT NULL,
     video_ids           text[] DEFAULT NULL,
-    max_per_video       integer DEFAULT 3,
+    max_per_video       integer DEFAULT 5,
     candidates          integer DEFAULT 100,
-    rrf_k               integer DEFAULT 60,
+    rrf_k               integer DEFAULT 30,
     vector_weight       double precision DEFAULT 1.0,
     text_weight         double precision DEFAULT 1.0,
     exact               boolean DEFAULT false,
@@ -184,36 +184,55 @@ BEGIN
     END IF;
 
     IF mode IN ('hybrid', 'text') THEN
-        -- BM25 (k1 = 1.2, b = 0.75) over the segments that contain any of the question's
-        -- lexemes; term frequency is the lexeme's position count, length the segment's distinct
-        -- lexemes. Rare words weigh more than common ones, which a plain ts_rank cannot do.
+        -- BM25 (k1 = 1.2, b = 0.75): rare words weigh more than common ones, which ts_rank
+        -- cannot do. Two stages keep it fast on a large library: the GIN index lists the segments
+        -- holding each of the question's informative lexemes (those in at most a quarter of all
+        -- segments), summing their IDF; the best 5 x depth of those are scored with full BM25
+        -- (term frequency = the lexeme's position count, length = the segment's distinct lexemes).
         txt_sql := $q$
-            SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk
-            FROM (
-                SELECT m.segment_id,
-                       sum(qt.idf * (u.tf * 2.2) / (u.tf + 1.2 * (0.25 + 0.75 * m.len / qt.avglen))) AS r
-                FROM (
-                    SELECT s.segment_id, s.tsv, length(s.tsv) AS len
+            WITH qt AS MATERIALIZED (
+                SELECT q.lexeme,
+                       coalesce(l.segments, 0) AS df,
+                       ln(1 + (tot.segments - coalesce(l.segments, 0) + 0.5)::double precision / (coalesce(l.segments, 0) + 0.5)) AS idf,
+                       greatest(tot.lexemes::double precision / nullif(tot.segments, 0), 1) AS avglen,
+                       tot.segments AS n
+                FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', $6))) AS lexeme) q
+                CROSS JOIN segment_text_totals tot
+                LEFT JOIN segment_lexemes l ON l.lexeme = q.lexeme
+            ),
+            informative AS (
+                SELECT * FROM qt WHERE df <= greatest(n / 4, 1)
+                UNION ALL  -- a question of only common words still gets candidates
+                SELECT * FROM qt WHERE NOT EXISTS (SELECT 1 FROM qt WHERE df <= greatest(n / 4, 1))
+            ),
+            candidates AS (
+                SELECT p.segment_id
+                FROM informative i
+                CROSS JOIN LATERAL (
+                    SELECT s.segment_id
                     FROM segments s
                     JOIN videos v ON v.video_id = s.video_id
-                    WHERE s.tsv @@ search_or_tsquery($6)
+                    WHERE s.tsv @@ search_or_tsquery(i.lexeme)
                       AND ($2::date IS NULL OR v.partition_date >= $2)
                       AND ($3::date IS NULL OR v.partition_date <= $3)
                       AND ($4::text[] IS NULL OR s.video_id = ANY($4))
-                ) m
+                ) p
+                GROUP BY p.segment_id
+                ORDER BY sum(i.idf) DESC, p.segment_id
+                LIMIT 5 * $5
+            )
+            SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk
+            FROM (
+                SELECT s.segment_id,
+                       sum(qt.idf * (u.tf * 2.2) / (u.tf + 1.2 * (0.25 + 0.75 * length(s.tsv) / qt.avglen))) AS r
+                FROM candidates c
+                JOIN segments s ON s.segment_id = c.segment_id
                 CROSS JOIN LATERAL (
-                    SELECT t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf FROM unnest(m.tsv) t
+                    SELECT t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf FROM unnest(s.tsv) t
                 ) u
-                JOIN (
-                    SELECT q.lexeme,
-                           ln(1 + (tot.segments - coalesce(l.segments, 0) + 0.5) / (coalesce(l.segments, 0) + 0.5)) AS idf,
-                           greatest(tot.lexemes::double precision / nullif(tot.segments, 0), 1) AS avglen
-                    FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', $6))) AS lexeme) q
-                    CROSS JOIN segment_text_totals tot
-                    LEFT JOIN segment_lexemes l ON l.lexeme = q.lexeme
-                ) qt ON qt.lexeme = u.lexeme
-                GROUP BY m.segment_id
-                ORDER BY r DESC, m.segment_id
+                JOIN qt ON qt.lexeme = u.lexeme
+                GROUP BY s.segment_id
+                ORDER BY r DESC, s.segment_id
                 LIMIT $5
             ) ranked
         $q$;
@@ -274,7 +293,7 @@ Arguments (all but query_text optional, pass by name: search_segments('fasting',
   model            embedding model whose vectors to search (default all-MiniLM-L6-v2).
   published_from, published_to   inclusive UTC publish dates; NULL = unbounded.
   video_ids        restrict to these videos; NULL = all.
-  max_per_video    at most this many hits from one video (default 3; NULL = no limit).
+  max_per_video    at most this many hits from one video (default 5; NULL = no limit).
   candidates       depth of each ranking before fusion (default 100).
   rrf_k, vector_weight, text_weight   fusion: score = w_v/(rrf_k + rank_v) + w_t/(rrf_k + rank_t).
   exact            true: exact cosine scan instead of the HNSW index (for measuring recall).

@@ -1,0 +1,96 @@
+"""`chaffee eval`: score search on questions whose answers are known (Recall@5, Recall@10, MRR@10)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+MODES = ("hybrid", "vector", "text")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="score search against a questions file",
+        description="Run every question of a JSON-lines file through search and report Recall@5, Recall@10 "
+        'and MRR@10 per mode. Each line: {"question", "video_id", "start_s", "end_s"}; a hit is relevant '
+        "when it comes from that video and its time range overlaps [start_s, end_s]. It searches what "
+        "the warehouse holds now: ingest and embed the questions' videos first.",
+    )
+    parser.add_argument("questions", metavar="QUESTIONS.jsonl", help="the questions file")
+    parser.add_argument(
+        "--mode",
+        choices=(*MODES, "all"),
+        default="all",
+        help="the ranking(s) to score (default all three)",
+    )
+    parser.add_argument(
+        "--model", default="all-MiniLM-L6-v2", help="embedding model whose vectors to search (name or path)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object {mode: {metric: value}}")
+    parser.set_defaults(handler=run)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def evaluate_modes(conn, questions, modes, *, model: str, options=None) -> dict[str, dict[str, float]]:
+    """Metrics per mode. Each question is embedded once and reused by every mode."""
+    from chaffee_assets.retrieval.evaluation import first_relevant_rank, score
+    from chaffee_assets.search import embedder_for, search
+
+    vectors = None
+    if any(mode != "text" for mode in modes):
+        vectors = embedder_for(model).encode([q.question for q in questions])
+
+    class _Precomputed:
+        def __init__(self, vector):
+            self.vector = vector
+
+        def encode(self, texts):
+            return [self.vector]
+
+    results: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        ranks = []
+        for i, question in enumerate(questions):
+            embedder = _Precomputed(vectors[i]) if vectors is not None else None
+            hits = search(
+                question.question, 10, mode, model=model, options=options, conn=conn, embedder=embedder
+            )
+            ranks.append(first_relevant_rank(hits, question))
+        results[mode] = score(ranks)
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from chaffee_assets.retrieval.evaluation import QuestionsError, load_questions
+    from chaffee_assets.warehouse import WarehouseError, connect
+    from chaffee_assets.warehouse.migrate import ensure_schema
+
+    modes = MODES if args.mode == "all" else (args.mode,)
+    try:
+        questions = load_questions(args.questions)
+        url = ensure_schema()
+        with connect(url, autocommit=True) as conn:
+            results = evaluate_modes(conn, questions, modes, model=args.model)
+    except (QuestionsError, WarehouseError, ValueError) as exc:
+        return _fail(str(exc))
+    except psycopg.Error as exc:
+        first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+        return _fail(f"{first} (are the questions' videos ingested and embedded with {args.model}?)")
+    except OSError as exc:
+        return _fail(f"cannot load embedding model {args.model}: {exc}")
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(f"{len(questions)} questions from {args.questions}")
+    print(f"{'mode':8s} {'Recall@5':>9s} {'Recall@10':>10s} {'MRR@10':>8s}")
+    for mode, m in results.items():
+        print(f"{mode:8s} {m['recall@5']:9.3f} {m['recall@10']:10.3f} {m['mrr@10']:8.3f}")
+    return 0

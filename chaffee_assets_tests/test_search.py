@@ -1,0 +1,203 @@
+"""Hybrid search through the SQL function: filters inside the query, deep links, two models, the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from datetime import date
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from chaffee_assets.retrieval.embedder import Embedder
+from chaffee_assets.search import SearchOptions, search
+from chaffee_assets.warehouse import connect
+from chaffee_assets_tests.conftest import shared_path
+from chaffee_assets_tests.retrieval_helpers import embed_all, load_library, tiny_model
+
+# Twelve short dev-library videos published 2021–2024 (upload dates in their info.json).
+VIDEOS = {
+    "QmOF0crdyRU": date(2021, 9, 23),
+    "BMTt8gSl13s": date(2024, 1, 3),
+    "Gf-kC30SLtc": date(2022, 4, 6),
+    "LTGGyQS1fZE": date(2024, 7, 29),
+    "LYYyQcAJZfk": date(2024, 7, 3),
+    "poOf8b2WE2g": date(2021, 4, 9),
+    "KVjfFN89qvQ": date(2023, 5, 21),
+    "dzOvi0Aa2EA": date(2024, 6, 29),
+    "nwSkFq4tyC0": date(2023, 9, 30),
+    "gMRph_BvHB4": date(2023, 4, 4),
+    "DtmwtjOoSYU": date(2021, 5, 6),
+    "qdk7XuBgSjw": date(2022, 11, 21),
+}
+ALL = SearchOptions(max_per_video=None, collapse_overlaps=False)
+MODES = ("hybrid", "vector", "text")
+QUERY = "how does sleep and light affect the brain and health"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture(scope="module")
+def library_url(embedded_admin_url: str, embedder: Embedder) -> str:
+    """A warehouse holding the twelve videos, segmented and embedded with MiniLM."""
+    from chaffee_assets.warehouse.migrate import upgrade
+
+    name = f"search_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(embedded_admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = embedded_admin_url.replace("/postgres?", f"/{name}?", 1)
+    upgrade(url)
+    with connect(url) as conn:
+        load_library(conn, shared_path("eval", "huberman_dev", "library"), list(VIDEOS), embedder)
+    return url
+
+
+@pytest.fixture
+def conn(library_url: str):
+    with connect(library_url, autocommit=True) as c:
+        yield c
+
+
+def _segments(conn, where: str = "true", params: tuple = ()) -> int:
+    return conn.execute(
+        f"SELECT count(*) FROM segments s JOIN videos v USING (video_id) WHERE {where}", params
+    ).fetchone()[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hits_carry_title_times_text_score_and_a_deep_link(conn, embedder, mode):
+    hits = search(QUERY, 5, mode, conn=conn, embedder=embedder)
+    assert len(hits) == 5
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for hit in hits:
+        assert hit.video_id in VIDEOS and hit.title and hit.text and hit.end_s >= hit.start_s
+        assert hit.link == f"https://www.youtube.com/watch?v={hit.video_id}&t={int(hit.start_s)}s"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_date_range_returns_only_its_videos_and_k_of_them(conn, embedder, mode):
+    start, end = date(2024, 1, 1), date(2024, 12, 31)
+    in_range = _segments(conn, "v.partition_date BETWEEN %s AND %s", (start, end))
+    k = 10
+    assert in_range >= k  # the case the rule is about: enough exist, so k must come back
+    hits = search(
+        QUERY, k, mode, published_from=start, published_to=end, options=ALL, conn=conn, embedder=embedder
+    )
+    assert {h.video_id for h in hits} <= {v for v, d in VIDEOS.items() if start <= d <= end}
+    assert all(start <= h.published_at.date() <= end for h in hits)
+    if mode != "text":  # the text ranking only returns segments sharing a word with the query
+        assert len(hits) == k
+
+
+@pytest.mark.parametrize("mode", ("hybrid", "vector"))
+def test_a_video_filter_returns_that_video_only_and_all_of_it_when_k_is_large(conn, embedder, mode):
+    video = "LYYyQcAJZfk"
+    n = _segments(conn, "s.video_id = %s", (video,))
+    hits = search(QUERY, n + 5, mode, video_ids=[video], options=ALL, conn=conn, embedder=embedder)
+    assert len(hits) == n and {h.video_id for h in hits} == {video}
+
+
+def test_results_are_grouped_so_one_video_does_not_fill_the_page(conn, embedder):
+    hits = search(QUERY, 10, "hybrid", options=SearchOptions(max_per_video=2), conn=conn, embedder=embedder)
+    per_video: dict[str, int] = {}
+    for hit in hits:
+        per_video[hit.video_id] = per_video.get(hit.video_id, 0) + 1
+    assert max(per_video.values()) <= 2 and len(hits) == 10
+
+
+def test_default_results_never_overlap_within_a_video(conn, embedder):
+    hits = search(QUERY, 10, "hybrid", conn=conn, embedder=embedder)
+    for a in hits:
+        for b in hits:
+            if a is not b and a.video_id == b.video_id:
+                assert a.end_s <= b.start_s or b.end_s <= a.start_s
+
+
+def test_a_second_model_embeds_beside_the_first_and_both_are_searchable(conn, embedder, tmp_path_factory):
+    path = tiny_model(tmp_path_factory.mktemp("tiny"))
+    tiny = Embedder(str(path))
+    assert tiny.model_name == "tiny-random-st" and tiny.dimension == 32
+    with connect(conn.info.dsn) as writer:
+        embed_all(writer, tiny)
+    coverage = dict(conn.execute("SELECT model, segments_embedded FROM embedding_coverage").fetchall())
+    total = _segments(conn)
+    assert coverage == {"all-MiniLM-L6-v2": total, "tiny-random-st": total}
+    assert len(search(QUERY, 5, "vector", model=str(path), conn=conn, embedder=tiny)) == 5
+    assert len(search(QUERY, 5, "vector", conn=conn, embedder=embedder)) == 5
+    index = conn.execute(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'segment_embeddings_hnsw_tiny_random_st'"
+    ).fetchone()
+    assert index and "vector(32)" in index[0]
+
+
+def test_hnsw_results_agree_with_the_exact_scan(conn, embedder):
+    approx = search(QUERY, 10, "vector", options=ALL, conn=conn, embedder=embedder)
+    exact = search(
+        QUERY,
+        10,
+        "vector",
+        options=SearchOptions(max_per_video=None, collapse_overlaps=False, exact=True),
+        conn=conn,
+        embedder=embedder,
+    )
+    assert len({h.segment_id for h in approx} & {h.segment_id for h in exact}) >= 9
+
+
+def test_vector_search_with_an_unregistered_model_is_refused(conn, embedder):
+    with pytest.raises(psycopg.Error, match="not registered"):
+        search(QUERY, 5, "vector", model="no-such-model", conn=conn, embedder=embedder)
+
+
+def test_the_search_function_is_documented_for_sql_users(conn):
+    doc = conn.execute("SELECT obj_description('search_segments'::regproc, 'pg_proc')").fetchone()[0]
+    assert "reciprocal rank fusion" in doc and "published_from" in doc
+
+
+def _cli() -> argparse.ArgumentParser:
+    from chaffee_assets.cli import search_cmd
+
+    parser = argparse.ArgumentParser(prog="chaffee")
+    search_cmd.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_chaffee_search_prints_titles_timestamps_links_and_highlights(library_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", library_url)
+    args = _cli().parse_args(["search", "sleep light brain", "-k", "3"])
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert "https://www.youtube.com/watch?v=" in out and "[" in out  # highlighted words
+    assert any(line.strip()[:5].count(":") == 1 for line in out.splitlines())  # mm:ss
+
+
+def test_chaffee_search_json_is_a_list_of_hits(library_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", library_url)
+    args = _cli().parse_args(
+        ["search", "health", "-k", "4", "--mode", "text", "--from", "2024-01-01", "--json"]
+    )
+    assert args.handler(args) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert 0 < len(hits) <= 4 and all(h["published_at"] >= "2024-01-01" for h in hits)
+    assert {"video_id", "title", "start_s", "end_s", "text", "score", "link"} <= set(hits[0])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["search", "x", "-k", "0"],
+        ["search", "x", "--from", "2024-02-01", "--to", "2024-01-01"],
+        ["search", "sleep", "--model", "no-such-model", "--mode", "vector"],
+    ],
+)
+def test_chaffee_search_errors_are_one_line_and_exit_2(library_url, monkeypatch, capsys, argv):
+    monkeypatch.setenv("DATABASE_URL", library_url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = _cli().parse_args(argv)
+    assert args.handler(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
