@@ -1,0 +1,120 @@
+"""Benchmark: write segments and their embeddings with binary COPY vs row-by-row INSERT.
+
+    python bench/bench_load.py [--segments 50000] [--quick]
+
+Uses a scratch database on the warehouse's server (or `--database-url`), dropped and recreated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chaffee_assets.retrieval import store  # noqa: E402
+from chaffee_assets.retrieval.segmenter import Segment  # noqa: E402
+from chaffee_assets.warehouse import connect  # noqa: E402
+from chaffee_assets.warehouse.migrate import upgrade  # noqa: E402
+
+MODEL = "all-MiniLM-L6-v2"
+
+
+def scratch(url: str | None, name: str) -> str:
+    if not url:
+        from chaffee_assets.warehouse.server import embedded_server_uri
+
+        url = embedded_server_uri(name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    upgrade(url)
+    return url
+
+
+def prepare(conn: psycopg.Connection, n: int) -> list[int]:
+    conn.execute(
+        "INSERT INTO videos (video_id, source, title, published_at, url) VALUES ('bench', 'library', 'b', now(), 'x')"
+    )
+    tid = conn.execute(
+        "INSERT INTO transcripts (video_id, version, source, cues) VALUES ('bench', 1, 'library_file', '[]') "
+        "RETURNING transcript_id"
+    ).fetchone()[0]
+    conn.commit()
+    words = [
+        "fasting",
+        "insulin",
+        "ketones",
+        "sleep",
+        "light",
+        "dopamine",
+        "protein",
+        "meat",
+        "fat",
+        "carbohydrate",
+    ]
+    rng = np.random.default_rng(0)
+    segs = [Segment(i, 30.0 * i, 30.0 * i + 60, " ".join(rng.choice(words, 120))) for i in range(n)]
+    return store.replace_segments(conn, "bench", tid, segs)
+
+
+def clear(conn: psycopg.Connection) -> None:
+    conn.execute("TRUNCATE segment_embeddings")
+    conn.commit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=50_000, help="rows to load (default 50000)")
+    parser.add_argument("--quick", action="store_true", help="5000 rows, for a smoke run")
+    parser.add_argument(
+        "--with-index", action="store_true", help="keep the HNSW index during the writes (default: drop it)"
+    )
+    parser.add_argument("--database-url", help="server to use (default: the embedded one)")
+    args = parser.parse_args(argv)
+    n = 5_000 if args.quick else args.segments
+    url = scratch(args.database_url, "bench_load")
+    vectors = np.random.default_rng(1).standard_normal((n, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    results: dict[str, object] = {"segments": n, "hnsw_index_during_writes": args.with_index}
+    with connect(url) as conn:
+        ids = prepare(conn, n)
+        if not args.with_index:
+            # Without it the figures compare the write paths; with it both pay the same graph inserts.
+            conn.execute("DROP INDEX segment_embeddings_hnsw_all_minilm_l6_v2")
+        clear(conn)
+        t0 = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cur:
+            for segment_id, vec in zip(ids, vectors, strict=True):
+                cur.execute(
+                    "INSERT INTO segment_embeddings (segment_id, model, embedding) VALUES (%s, %s, %s)",
+                    (segment_id, MODEL, vec),
+                )
+        results["insert_row_by_row_s"] = round(time.perf_counter() - t0, 2)
+        clear(conn)
+        t0 = time.perf_counter()
+        store.write_embeddings(conn, MODEL, zip(ids, vectors, strict=True))
+        results["copy_binary_upsert_s"] = round(time.perf_counter() - t0, 2)
+        clear(conn)
+        t0 = time.perf_counter()
+        store.write_embeddings(conn, MODEL, zip(ids, vectors, strict=True), upsert=False)
+        results["copy_binary_direct_s"] = round(time.perf_counter() - t0, 2)
+    results["speedup_upsert"] = round(results["insert_row_by_row_s"] / results["copy_binary_upsert_s"], 2)
+    results["speedup_direct"] = round(results["insert_row_by_row_s"] / results["copy_binary_direct_s"], 2)
+    results["machine"] = (
+        f"{platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}"
+    )
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
