@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -75,7 +76,8 @@ def test_chaffee_dev_serves_graphql_and_stops_cleanly(chaffee_home: Path):
         assert answer is not None, proc.stdout.read().decode() if proc.poll() is not None else "no answer"
         assert answer["data"]["version"]
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already (a failed start)
+            os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -43,7 +43,9 @@ def _snapshot(url: str) -> dict[str, object]:
 
 def _ingest(library: Path, days: list[date]) -> list[dg.AssetCheckEvaluation]:
     resources = build_resources(video_source=VideoSourceResource(library_dir=str(library)))
-    report = materialize_days(INGEST_ASSETS, resources, days, instance=dg.DagsterInstance.ephemeral())
+    # A test instance, entered: Dagster resolves definitions-state storage through the current one.
+    with dg.instance_for_test() as instance:
+        report = materialize_days(INGEST_ASSETS, resources, days, instance=instance)
     assert not report.failed, f"runs failed for {report.failed}"
     return report.check_evaluations
 
@@ -209,12 +211,13 @@ def test_a_library_with_broken_files_ingests_the_good_videos_and_records_the_bad
     (library / "brokeninfo1.en.vtt").write_text(GOOD_VTT)
 
     resources = build_resources(video_source=VideoSourceResource(library_dir=str(library)))
-    result = dg.materialize(
-        INGEST_ASSETS[:2],
-        resources=resources,
-        partition_key="2024-03-05",
-        instance=dg.DagsterInstance.ephemeral(),
-    )
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            INGEST_ASSETS[:2],
+            resources=resources,
+            partition_key="2024-03-05",
+            instance=instance,
+        )
     assert result.success
     with psycopg.connect(warehouse_url) as conn:
         transcribed = {r[0] for r in conn.execute("SELECT video_id FROM transcripts WHERE is_current")}

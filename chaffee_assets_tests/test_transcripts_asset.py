@@ -127,12 +127,13 @@ def test_an_old_video_without_captions_is_transcribed_by_local_whisper_through_d
         ),
         "openai_whisper": OpenAIWhisperResource(api_key=None, base_url="http://127.0.0.1:9"),
     }
-    result = dg.materialize(
-        INGEST_ASSETS[:2],
-        resources=resources,
-        partition_key="2023-01-10",
-        instance=dg.DagsterInstance.ephemeral(),
-    )
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            INGEST_ASSETS[:2],
+            resources=resources,
+            partition_key="2023-01-10",
+            instance=instance,
+        )
     assert result.success
     with psycopg.connect(warehouse_url) as db:
         row = db.execute(
@@ -152,13 +153,14 @@ def test_a_new_video_without_captions_and_no_openai_key_is_recorded_as_engine_un
     yesterday = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y%m%d")
     library = _library_with_speech_only(tmp_path, yesterday)
     resources = build_resources(video_source=VideoSourceResource(library_dir=str(library)))
-    result = dg.materialize(
-        INGEST_ASSETS[:2],
-        resources=resources,
-        partition_key=f"{yesterday[:4]}-{yesterday[4:6]}-{yesterday[6:]}",
-        instance=dg.DagsterInstance.ephemeral(),
-        run_config={"ops": {"transcripts": {"config": {"caption_wait_hours": 1.0}}}},
-    )
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            INGEST_ASSETS[:2],
+            resources=resources,
+            partition_key=f"{yesterday[:4]}-{yesterday[4:6]}-{yesterday[6:]}",
+            instance=instance,
+            run_config={"ops": {"transcripts": {"config": {"caption_wait_hours": 1.0}}}},
+        )
     assert result.success
     with psycopg.connect(warehouse_url) as db:
         attempts = db.execute("SELECT failure_class, message FROM transcript_attempts").fetchall()

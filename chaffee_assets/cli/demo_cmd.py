@@ -41,13 +41,16 @@ def _demo(args: argparse.Namespace) -> int:
     source = VideoSourceResource(library_dir=str(SAMPLE_LIBRARY))
     days = sorted(source.get().publish_dates())
     print(f"ingesting {SAMPLE_LIBRARY} ({len(days)} videos) through Dagster …", flush=True)
-    report = materialize_days(
-        INGEST_ASSETS,
-        build_resources(video_source=source),
-        days,
-        instance=project_instance(),
-        on_progress=lambda i, n, r, ok: print(f"  run {i}/{n} {r}: {'ok' if ok else 'FAILED'}", flush=True),
-    )
+    with project_instance() as instance:
+        report = materialize_days(
+            INGEST_ASSETS,
+            build_resources(video_source=source),
+            days,
+            instance=instance,
+            on_progress=lambda i, n, r, ok: print(
+                f"  run {i}/{n} {r}: {'ok' if ok else 'FAILED'}", flush=True
+            ),
+        )
     if report.failed:
         print("ingest failed; see the runs with `make dev`", file=sys.stderr)
         return 1

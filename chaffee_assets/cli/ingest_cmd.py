@@ -61,7 +61,6 @@ def _ingest(args: argparse.Namespace) -> int:
         print("no videos published in that range")
         return 0
 
-    instance = project_instance()
     run_config = None
     if args.force or args.asr_engine:
         config = {"force": args.force, "asr_engine": args.asr_engine}
@@ -72,15 +71,16 @@ def _ingest(args: argparse.Namespace) -> int:
               flush=True)  # fmt: skip
 
     print(f"{len(days)} day(s) with videos, {days[0]} … {days[-1]}", flush=True)
-    report = materialize_days(
-        INGEST_ASSETS,
-        build_resources(video_source=source_resource),
-        days,
-        instance=instance,
-        max_span_days=args.days_per_run,
-        run_config=run_config,
-        on_progress=progress,
-    )
+    with project_instance() as instance:
+        report = materialize_days(
+            INGEST_ASSETS,
+            build_resources(video_source=source_resource),
+            days,
+            instance=instance,
+            max_span_days=args.days_per_run,
+            run_config=run_config,
+            on_progress=progress,
+        )
     if report.skipped_days:
         print(
             f"warning: {len(report.skipped_days)} day(s) fall outside the partition calendar "
