@@ -110,3 +110,24 @@ def test_lexeme_statistics_follow_every_write(warehouse_url):
         conn.execute("DELETE FROM videos")  # cascades to segments
         assert conn.execute("SELECT count(*) FROM segment_lexemes").fetchone()[0] == 0
         assert conn.execute("SELECT segments, lexemes FROM segment_text_totals").fetchone() == (0, 0)
+
+
+def test_segments_already_cut_from_the_current_transcript_are_kept_with_their_vectors(warehouse_url):
+    with connect(warehouse_url) as conn:
+        tid = _video(conn)
+        ids = store.replace_segments(conn, "-vid1", tid, SEGS)
+        store.write_embeddings(conn, "all-MiniLM-L6-v2", [(i, np.ones(384)) for i in ids])
+        assert store.replace_segments(conn, "-vid1", tid, SEGS, keep_current=True) is None
+        kept = [r[0] for r in conn.execute("SELECT segment_id FROM segments ORDER BY ordinal")]
+        assert kept == ids and _counts(conn) == (5, 5, 5)
+
+
+def test_vectors_of_segments_recut_meanwhile_are_dropped_not_an_error(warehouse_url):
+    # Run A computes vectors for the segments it read; run B re-cuts the video before A writes.
+    with connect(warehouse_url) as conn:
+        tid = _video(conn)
+        stale_ids = store.replace_segments(conn, "-vid1", tid, SEGS)
+        store.replace_segments(conn, "-vid1", tid, SEGS)  # run B
+        store.write_embeddings(conn, "all-MiniLM-L6-v2", [(i, np.ones(384)) for i in stale_ids])
+        assert _counts(conn) == (5, 0, 5)
+        assert len(store.segments_missing_embeddings(conn, "all-MiniLM-L6-v2", ["-vid1"])) == 5

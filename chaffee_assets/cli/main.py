@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 
 # Modules that each expose `register(subparsers)`. Handlers import heavy libraries (Dagster,
 # torch) themselves, so `chaffee --help` stays instant.
@@ -35,9 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    # A terminal command prints its own progress: no model-loading bars from Hugging Face, no
+    # Dagster notes about beta parameters the project chose deliberately.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
+
+
 def main(argv: list[str] | None = None) -> int:
     from chaffee_assets.warehouse.server import WarehouseError
 
+    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

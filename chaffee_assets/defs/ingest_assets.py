@@ -62,7 +62,7 @@ def videos(
     found: list[Video] = []
     for day in days_in(first, last):
         found.extend(source.videos_published_on(day))
-    with warehouse.connect() as conn:
+    with warehouse.session() as conn:
         store.upsert_videos(conn, found)
     context.log.info(f"{len(found)} video(s) published {first}…{last} from {source.name}")
     availability = Counter(v.availability for v in found)
@@ -120,7 +120,7 @@ def transcripts(
     now = datetime.now(UTC)
     rules = TranscriptRules(caption_wait=timedelta(hours=config.caption_wait_hours), force=config.force)
     outcomes: list[TranscriptOutcome] = []
-    with warehouse.connect() as conn:
+    with warehouse.session() as conn:
         stored = {v.video_id: v for v in store.videos_between(conn, first, last)}
         listed = [v for day in days_in(first, last) for v in source.videos_published_on(day)]
         # The source's view carries caption and audio locations; the stored row is authoritative for

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +33,23 @@ class WarehouseResource(dg.ConfigurableResource):
         """
         url = ensure_schema(self.database_url or None)
         return connect(url, autocommit=True)
+
+    @contextmanager
+    def session(self) -> Iterator[psycopg.Connection]:
+        """`connect()` as a context manager that turns a lost connection into one clear failure.
+
+        Each video commits as it finishes, so the message can promise that a re-run is safe.
+        """
+        try:
+            with self.connect() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise dg.Failure(
+                description=f"lost the connection to PostgreSQL ({first_line}); finished videos are kept, "
+                "re-run the partition once the database is back",
+                allow_retries=True,
+            ) from exc
 
 
 class VideoSourceResource(dg.ConfigurableResource):

@@ -19,7 +19,7 @@ class SegmentsConfig(dg.Config):
 
 def _partition_video_ids(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> list[str]:
     first, last = partition_days(context)
-    with warehouse.connect() as conn:
+    with warehouse.session() as conn:
         return [v.video_id for v in ingest_store.videos_between(conn, first, last)]
 
 
@@ -41,7 +41,7 @@ def segments(
 ) -> dg.MaterializeResult:
     video_ids = _partition_video_ids(context, warehouse)
     embedder = embedding_model.get()
-    with warehouse.connect() as conn:
+    with warehouse.session() as conn:
         report = segment_videos(conn, video_ids, embedder, force=config.force)
         total = conn.execute(
             "SELECT count(*) FROM segments WHERE video_id = ANY(%s)", (video_ids,)
@@ -75,7 +75,7 @@ def segment_embeddings(
 ) -> dg.MaterializeResult:
     video_ids = _partition_video_ids(context, warehouse)
     embedder = embedding_model.get()
-    with warehouse.connect() as conn:
+    with warehouse.session() as conn:
         report = embed_missing(conn, video_ids, embedder)
         check_results = [
             checks.embeddings_complete(conn, video_ids, report.model, report.dimensions),

@@ -57,7 +57,9 @@ def segment_videos(
             continue
         cues = [Cue(float(c["start"]), float(c["end"]), c["text"]) for c in cue_dicts]
         segments = segment_cues(cues, params, count_tokens=embedder.count_tokens)
-        store.replace_segments(conn, video_id, transcript_id, segments)
+        if store.replace_segments(conn, video_id, transcript_id, segments, keep_current=not force) is None:
+            unchanged += 1  # a concurrent run cut them from the same transcript first
+            continue
         segmented += 1
         written += len(segments)
         if segments:

@@ -30,17 +30,30 @@ def hnsw_index_name(model: str) -> str:
 
 
 def replace_segments(
-    conn: psycopg.Connection, video_id: str, transcript_id: int, segments: Sequence[Segment]
-) -> list[int]:
+    conn: psycopg.Connection,
+    video_id: str,
+    transcript_id: int,
+    segments: Sequence[Segment],
+    *,
+    keep_current: bool = False,
+) -> list[int] | None:
     """Replace a video's segments in one transaction; returns the new segment ids in order.
 
     Deleting cascades to the old segments' embeddings, which no longer describe any text.
+    `keep_current`: if, once the video is locked, its segments already come from `transcript_id`
+    (another run cut them meanwhile), leave them and their embeddings alone and return None.
     """
     with conn.transaction(), conn.cursor() as cur:
         # Serialise concurrent rewrites of the same video (two runs of one partition).
         cur.execute("SELECT 1 FROM videos WHERE video_id = %s FOR UPDATE", (video_id,))
         if cur.fetchone() is None:
             raise ValueError(f"video {video_id} is not in the warehouse; write its videos row first")
+        if keep_current:
+            cur.execute(
+                "SELECT array_agg(DISTINCT transcript_id) FROM segments WHERE video_id = %s", (video_id,)
+            )
+            if cur.fetchone()[0] == [transcript_id]:
+                return None
         cur.execute("DELETE FROM segments WHERE video_id = %s", (video_id,))
         if not segments:
             return []
@@ -149,7 +162,10 @@ def write_embeddings(
             cur.execute(
                 """
                 INSERT INTO segment_embeddings (segment_id, model, embedding)
-                SELECT segment_id, %s, embedding FROM _embeddings_in
+                SELECT i.segment_id, %s, i.embedding FROM _embeddings_in i
+                -- A concurrent run may have re-cut the video since these vectors were computed:
+                -- vectors of segments that no longer exist describe no text, so they are dropped.
+                JOIN segments s ON s.segment_id = i.segment_id
                 ON CONFLICT (segment_id, model)
                 DO UPDATE SET embedding = EXCLUDED.embedding, embedded_at = now()
                 """,
