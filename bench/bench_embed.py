@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         report["onnx_per_s"], _ = rate(
             lambda b: onnx.encode(b, batch_size=64, normalize_embeddings=True), texts
         )
-    except Exception as exc:  # missing optimum, or no exported model.onnx offline
+    except Exception as exc:  # optimum-onnx is not installable beside transformers 5 (docs/retrieval.md)
         report["onnx"] = f"unavailable offline: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     report["machine"] = f"{platform.machine()} cpus={os.cpu_count()}"
     print(json.dumps(report))
