@@ -14,6 +14,14 @@ import urllib.request
 from pathlib import Path
 
 import dagster as dg
+import psycopg
+from dagster_graphql import DagsterGraphQLClient
+
+from chaffee_assets.defs.checks import SAMPLE_LIBRARY
+from chaffee_assets.warehouse.server import WAREHOUSE_DATABASE, embedded_server_uri
+
+DagsterRunStatus = dg.DagsterRunStatus
+SAMPLE_DAY = "2024-02-12"  # the day of one sample-library video
 
 
 def test_definitions_load_and_validate():
@@ -50,9 +58,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_chaffee_dev_serves_graphql_and_stops_cleanly(chaffee_home: Path):
+def test_chaffee_dev_serves_the_ui_runs_a_launched_partition_and_stops_cleanly(chaffee_home: Path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME")}
+    env["CHAFFEE_LIBRARY_DIR"] = str(SAMPLE_LIBRARY)  # a library deployment: no network needed
     chaffee = str(Path(sys.executable).parent / "chaffee")
     proc = subprocess.Popen(
         [chaffee, "dev", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -75,6 +84,24 @@ def test_chaffee_dev_serves_graphql_and_stops_cleanly(chaffee_home: Path):
                 time.sleep(1)
         assert answer is not None, proc.stdout.read().decode() if proc.poll() is not None else "no answer"
         assert answer["data"]["version"]
+        # The whole path an operator's click takes: queued run → daemon → run worker on dagster.yaml.
+        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+        run_id = client.submit_job_execution("ingest_job", tags={"dagster/partition": SAMPLE_DAY})
+        status = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status = client.get_run_status(run_id)
+            if status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+                break
+            time.sleep(2)
+        assert status == DagsterRunStatus.SUCCESS
+        with psycopg.connect(embedded_server_uri(WAREHOUSE_DATABASE)) as conn:
+            written = conn.execute(
+                "SELECT count(*) FROM segment_embeddings e JOIN segments s USING (segment_id) "
+                "JOIN videos v USING (video_id) WHERE v.partition_date = %s",
+                (SAMPLE_DAY,),
+            ).fetchone()[0]
+        assert written > 0
     finally:
         with contextlib.suppress(ProcessLookupError):  # it may have exited already (a failed start)
             os.killpg(proc.pid, signal.SIGINT)

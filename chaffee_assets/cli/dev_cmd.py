@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,6 +39,8 @@ def _dev(args: argparse.Namespace) -> int:
         "-h", args.host, "-p", str(args.port),
     ]  # fmt: skip
     process = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+    # A supervisor stops us with SIGTERM: shut dagster down the same way as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         return process.wait()
     except KeyboardInterrupt:
@@ -47,14 +50,28 @@ def _dev(args: argparse.Namespace) -> int:
             _stop(process)
 
 
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop(process: subprocess.Popen) -> int:
-    # dagster dev shuts its webserver, daemon and code servers down on SIGINT/SIGTERM; signal the
-    # whole session so nothing is left holding the port.
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        return process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        return process.wait()
-    except ProcessLookupError:
-        return 0
+    # Stop the whole session (webserver, daemon, code servers) the way Ctrl-C does; escalate if a
+    # signal is ignored (a background job inherits SIGINT ignored) so nothing is left on the port.
+    for sig, grace_s in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=grace_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    _kill_leftovers(process.pid)
+    return process.returncode if process.returncode is not None else 1
+
+
+def _kill_leftovers(session_id: int) -> None:
+    """Children that outlive `dagster dev` (a code server mid-shutdown) go with the session."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(session_id, signal.SIGKILL)
