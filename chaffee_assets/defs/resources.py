@@ -65,10 +65,6 @@ class VideoSourceResource(dg.ConfigurableResource):
 
     _source: VideoSource | None = PrivateAttr(default=None)
 
-    @property
-    def kind(self) -> str:
-        return "library" if self.library_dir else "youtube"
-
     def get(self) -> VideoSource:
         """The source object, built once per process (a library is indexed once, not per day)."""
         if self._source is None:

@@ -185,16 +185,3 @@ def record_failure(conn: Connection, video_id: str, failure: TranscriptFailure) 
             """,
             (video_id, failure.failure_class.value, failure.message[:2000], failure.retry_after),
         )
-
-
-def failures_between(conn: Connection, first_day: date, last_day: date) -> list[tuple[str, str, str]]:
-    """(video_id, failure_class, message) for the videos of these days that have no transcript."""
-    return conn.execute(
-        """
-        SELECT a.video_id, a.failure_class, a.message
-        FROM transcript_attempts a JOIN videos v USING (video_id)
-        WHERE v.partition_date BETWEEN %s AND %s
-        ORDER BY a.video_id
-        """,
-        (first_day, last_day),
-    ).fetchall()
