@@ -11,6 +11,14 @@ DEFAULT_CHANNEL_ID = "UCzoRyR_nlesKZuOlEjWRXQQ"
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 
+class SettingsError(ValueError):
+    """A setting (an environment variable) whose value cannot be used.
+
+    The message names the variable, the value it holds and what it accepts, in one line; every
+    `chaffee` command prints it as `error: …` instead of a traceback.
+    """
+
+
 def chaffee_home() -> Path:
     """The project-local folder for the embedded database and Dagster's local files.
 

@@ -45,6 +45,7 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from chaffee_assets.settings import SettingsError
     from chaffee_assets.warehouse.server import WarehouseError
 
     _quiet_libraries()
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status = args.handler(args)
-    except (UserError, WarehouseError) as exc:
+    except (UserError, SettingsError, WarehouseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
