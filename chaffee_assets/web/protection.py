@@ -63,13 +63,15 @@ class RateLimiter:
 
     def take(self, client: str, cost: int = SEARCH_COST) -> None:
         """Spend `cost` tokens of `client`'s bucket, or raise RateLimited with the seconds to wait."""
+        # A bucket never holds more than a minute's worth: a costlier request takes all of it.
+        cost = min(cost, self.per_minute)
         now = self._clock()
         with self._lock:
             tokens, then = self._buckets.get(client, (float(self.per_minute), now))
             tokens = min(float(self.per_minute), tokens + (now - then) * self._rate)
             if tokens < cost:
                 self._buckets[client] = (tokens, now)
-                wait = math.ceil((min(cost, self.per_minute) - tokens) / self._rate)
+                wait = math.ceil((cost - tokens) / self._rate)
                 raise RateLimited(max(1, wait), self.per_minute)
             self._buckets[client] = (tokens - cost, now)
             if len(self._buckets) > _MAX_TRACKED_CLIENTS:
