@@ -314,7 +314,7 @@ class AnswerWriter:
 
 def _retry_after_s(exc: Any) -> float | None:
     headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+    for name, scale in (("retry-after", 1.0), ("retry-after-ms", 0.001)):
         value = headers.get(name)
         if value:
             try:
