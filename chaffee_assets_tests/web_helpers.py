@@ -77,13 +77,19 @@ _PASSAGE = re.compile(r"^\[(\d+)\] \"(.*)\" \((.*), at (.*)\)\n(.*)$", re.MULTIL
 
 
 def cite_first_two(messages: list[dict[str, str]]) -> str:
-    """A faithful model: one sentence from each of the first two passages, each cited."""
-    passages = _PASSAGE.findall(messages[-1]["content"])
+    """A faithful model: from each of the first two passages, the sentence sharing most words with
+    the question, quoted and cited."""
+    user = messages[-1]["content"]
+    question = set(re.findall(r"[a-z]{3,}", user.split("\n", 1)[0].lower()))
+    passages = _PASSAGE.findall(user)
     sentences = []
     for number, _title, _day, _at, text in passages[:2]:
-        words = text.split()[:12]
-        sentences.append(f"Dr. Chaffee says {' '.join(words)} [{number}].")
-    return " ".join(sentences)
+        candidates = [s.strip() for s in re.split(r"(?<=[.?!])\s+", text) if len(s.split()) >= 5]
+        best = max(
+            candidates or [text], key=lambda s: len(question & set(re.findall(r"[a-z]{3,}", s.lower())))
+        )
+        sentences.append(f'He says: "{" ".join(best.split()[:30])}" [{number}]')
+    return " ".join(f"{sentence}." for sentence in sentences)
 
 
 @dataclass
@@ -191,11 +197,14 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def chaffee_serve(env: dict[str, str], *extra: str, startup_s: float = 180) -> Iterator[RunningServer]:
-    """`chaffee serve --port P` in its own session; yields once /healthz answers, stops it with Ctrl-C."""
+def chaffee_serve(
+    env: dict[str, str], *extra: str, command: str = "serve", startup_s: float = 180
+) -> Iterator[RunningServer]:
+    """`chaffee serve --port P` (or another command that ends by serving, such as `demo`) in its own
+    session; yields once /healthz answers, then stops it with Ctrl-C."""
     port = free_port()
     process = subprocess.Popen(
-        [chaffee_command(), "serve", "--port", str(port), *extra],
+        [chaffee_command(), command, "--port", str(port), *extra],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

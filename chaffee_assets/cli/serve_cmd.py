@@ -50,7 +50,7 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
     from chaffee_assets.web.settings import WebSettings
 
     settings = WebSettings.from_env()
-    _require_free_port(host, port)
+    require_free_port(host, port)
     url = ensure_schema()
     model = canonical_model_name(settings.embedding_model)
     with connect(url, autocommit=True) as conn:
@@ -99,7 +99,7 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
     return 0
 
 
-def _require_free_port(host: str, port: int) -> None:
+def require_free_port(host: str, port: int) -> None:
     from chaffee_assets.cli.main import UserError
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -62,7 +62,18 @@ class Answer:
     def parts(self) -> list[tuple[str, dict[str, object] | None]]:
         """(words, None) and ("[n]", the cited passage) pieces, in order, for the page."""
         by_number = {int(c["n"]): c for c in self.citations}  # type: ignore[call-overload]
-        return [(text, by_number.get(n) if n is not None else None) for text, n in answer_parts(self.text)]
+        parts = answer_parts(self.text)
+        shown: list[tuple[str, dict[str, object] | None]] = []
+        for i, (text, n) in enumerate(parts):
+            followed_by_citation = i + 1 < len(parts) and parts[i + 1][1] is not None
+            # A citation sits against the word it supports, as a superscript would.
+            shown.append(
+                (
+                    text.rstrip() if followed_by_citation and n is None else text,
+                    by_number.get(n) if n else None,
+                )
+            )
+        return shown
 
 
 def citation(passage: Passage) -> dict[str, object]:
