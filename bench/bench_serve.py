@@ -78,10 +78,16 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def in_process_baseline(url: str, asked: list[str], rounds: int) -> list[float]:
-    """The same work without HTTP: embed the question, run the SQL search, cut the snippets."""
+    """The same work without HTTP: embed the question, run the SQL search, cut the snippets, on one
+    torch thread as `chaffee serve` runs it by default."""
+    from chaffee_assets.cli.serve_cmd import limit_torch_threads
+
+    limit_torch_threads(1)
     embedder = embedder_for(MODEL)
     timings = []
     with connect(url, autocommit=True) as conn:
+        for question in asked:  # warm up: the model's first calls and the database's caches
+            search(question, 10, conn=conn, embedder=embedder)
         for i in range(rounds):
             question = asked[i % len(asked)]
             t0 = time.perf_counter()
@@ -177,33 +183,39 @@ def run(url: str, args: argparse.Namespace) -> None:
     segments = fill(url, args.library, args.videos)
     asked = questions()
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {segments} segments"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+        f"at the start; {segments} segments"
     )
 
     baseline = in_process_baseline(url, asked, rounds=60)
     base_p50 = statistics.median(baseline)
     print(f"baseline, in-process search + snippets: p50 {ms(base_p50)}, p95 {ms(percentile(baseline, 0.95))}")
 
-    env = serve_env(url, CHAFFEE_RATE_LIMIT_PER_MINUTE="1000000")
-    with chaffee_serve(env, "--no-access-log") as server:
-        load(server.base_url, asked, 1, 2)  # warm up: connections, caches
-        results = load(server.base_url, asked, args.clients, args.seconds)
-    served = results["api"] + results["page"]
-    total = len(served) + len(results["errors"])
-    print(
-        f"\n{args.clients} clients for {args.seconds:.0f} s: {total} requests, {total / args.seconds:.1f}/s"
-    )
-    for kind in ("api", "page"):
-        timings = results[kind]
-        if timings:
-            print(
-                f"  {'GET /api/search' if kind == 'api' else 'GET /?q=…     '}  n={len(timings):4d}  "
-                f"p50 {ms(statistics.median(timings))} ({statistics.median(timings) / base_p50:.1f}x baseline)  "
-                f"p95 {ms(percentile(timings, 0.95))}  p99 {ms(percentile(timings, 0.99))}"
-            )
-    print(
-        f"  errors: {len(results['errors'])}{' ' + str(sorted(set(map(str, results['errors'])))) if results['errors'] else ''}"
-    )
+    # The default (one torch thread per query) against torch's own choice (every core).
+    for threads in (1, os.cpu_count() or 1):
+        env = serve_env(
+            url, CHAFFEE_RATE_LIMIT_PER_MINUTE="1000000", CHAFFEE_SERVE_TORCH_THREADS=str(threads)
+        )
+        with chaffee_serve(env, "--no-access-log") as server:
+            load(server.base_url, asked, 1, 2)  # warm up: connections, caches
+            results = load(server.base_url, asked, args.clients, args.seconds)
+        served = results["api"] + results["page"]
+        total = len(served) + len(results["errors"])
+        print(
+            f"\n{args.clients} clients for {args.seconds:.0f} s, CHAFFEE_SERVE_TORCH_THREADS={threads}: "
+            f"{total} requests, {total / args.seconds:.1f}/s"
+        )
+        for kind in ("api", "page"):
+            timings = results[kind]
+            if timings:
+                p50 = statistics.median(timings)
+                print(
+                    f"  {'GET /api/search' if kind == 'api' else 'GET /?q=…     '}  n={len(timings):4d}  "
+                    f"p50 {ms(p50)} ({p50 / base_p50:.1f}x baseline)  "
+                    f"p95 {ms(percentile(timings, 0.95))}  p99 {ms(percentile(timings, 0.99))}"
+                )
+        errors = results["errors"]
+        print(f"  errors: {len(errors)}{' ' + str(sorted(set(map(str, errors)))) if errors else ''}")
 
     limit = 60
     with chaffee_serve(serve_env(url, CHAFFEE_RATE_LIMIT_PER_MINUTE=str(limit)), "--no-access-log") as server:

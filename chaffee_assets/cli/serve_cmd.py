@@ -74,6 +74,7 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
         )
     else:
         print("answers: off (set OPENAI_API_KEY to write answers with citations)")
+    limit_torch_threads(settings.torch_threads)
     try:
         # Loaded before the port opens, so a bad model name is one line here, not a traceback later.
         embedder_for(settings.embedding_model).encode(["warm up"])
@@ -95,8 +96,27 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
 
         uvicorn.run(create_app(settings, database_url=url), **common)
     else:
-        uvicorn.run("chaffee_assets.web:create_app", factory=True, workers=workers, **common)
+        uvicorn.run("chaffee_assets.cli.serve_cmd:worker_app", factory=True, workers=workers, **common)
     return 0
+
+
+def limit_torch_threads(threads: int) -> None:
+    """Embed each query on `threads` cores (CHAFFEE_SERVE_TORCH_THREADS, default 1). A query is one
+    short sentence and concurrency comes from the requests; letting each also fan out over every core
+    oversubscribes a busy machine (measured in bench/bench_serve.py, figures in docs/web.md)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def worker_app():
+    """The application in each of several worker processes (`--workers N`)."""
+    from chaffee_assets.web import create_app
+    from chaffee_assets.web.settings import WebSettings
+
+    settings = WebSettings.from_env()
+    limit_torch_threads(settings.torch_threads)
+    return create_app(settings)
 
 
 def require_free_port(host: str, port: int) -> None:

@@ -23,6 +23,8 @@ class WebSettings:
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     rate_limit_per_minute: int = 60
     pool_size: int = 10
+    # Torch threads each query embedding may use; concurrency comes from the requests (docs/web.md).
+    torch_threads: int = 1
     answer_model: str = DEFAULT_ANSWER_MODEL
     answer_budget_usd: float = 1.00
     openai_api_key: str | None = None
@@ -48,6 +50,7 @@ class WebSettings:
             embedding_model=env.get("CHAFFEE_EMBEDDING_MODEL") or DEFAULT_EMBEDDING_MODEL,
             rate_limit_per_minute=_whole(env, "CHAFFEE_RATE_LIMIT_PER_MINUTE", 60, minimum=1),
             pool_size=_whole(env, "CHAFFEE_DB_POOL_SIZE", 10, minimum=1),
+            torch_threads=_whole(env, "CHAFFEE_SERVE_TORCH_THREADS", 1, minimum=1, maximum=256),
             answer_model=env.get("CHAFFEE_ANSWER_MODEL") or DEFAULT_ANSWER_MODEL,
             answer_budget_usd=_amount(env, "CHAFFEE_ANSWER_BUDGET_USD", 1.00),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
