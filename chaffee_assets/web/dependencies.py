@@ -9,7 +9,6 @@ import psycopg
 from fastapi import Depends, Request
 
 from chaffee_assets.web.context import WebContext
-from chaffee_assets.web.settings import WebSettings
 
 
 def get_context(request: Request) -> WebContext:
@@ -17,13 +16,6 @@ def get_context(request: Request) -> WebContext:
 
 
 Context = Annotated[WebContext, Depends(get_context)]
-
-
-def get_settings(context: Context) -> WebSettings:
-    return context.settings
-
-
-Settings = Annotated[WebSettings, Depends(get_settings)]
 
 
 def get_connection(context: Context) -> Iterator[psycopg.Connection]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from chaffee_assets.web.answers.writer import AnswersUnavailable
+from chaffee_assets.web.context import WebContext
 from chaffee_assets.web.dependencies import Context, client_of
 from chaffee_assets.web.moments import group_by_video, marked_snippets
 from chaffee_assets.web.protection import ANSWER_COST, SEARCH_COST
@@ -26,7 +27,8 @@ EXAMPLE_QUESTIONS = (
 
 def _form(
     q: str | None, k: str | None, mode: str | None, published_from: str | None, published_to: str | None
-):
+) -> dict[str, str]:
+    """The form's fields as the visitor sent them, so a page with an error keeps what was typed."""
     return {
         "q": q or "",
         "k": k or "",
@@ -73,7 +75,7 @@ def search_page(
     return render(request, "index.html", page)
 
 
-def _answer_box(context: Any, search: SearchRequest, *, write: bool) -> dict[str, Any] | None:
+def _answer_box(context: WebContext, search: SearchRequest, *, write: bool) -> dict[str, Any] | None:
     """The answer box's state: a saved or freshly written answer, why there is none, or 'pending'
     (the script fetches it; without the script a button asks for it)."""
     writer = context.answers
