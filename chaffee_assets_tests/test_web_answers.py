@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from chaffee_assets.web.answers.passages import (
     normalise_question,
 )
 from chaffee_assets.web.settings import WebSettings
-from chaffee_assets_tests.web_helpers import ChatStandIn, fill_sample_warehouse, new_database
+from chaffee_assets_tests.web_helpers import ChatStandIn, cite_first_two, fill_sample_warehouse, new_database
 
 QUESTION = "Why might my LDL jump after going carnivore if I'm slim and athletic?"
 
@@ -258,14 +259,18 @@ def test_an_unreachable_model_is_a_503_and_its_estimate_kept(sample_url: str, mo
 
 
 def test_concurrent_requests_cannot_overspend_the_budget(sample_url: str, model: ChatStandIn) -> None:
-    with _client(sample_url, model) as client:
-        client.get("/api/answer", params={"q": QUESTION})
-    one_answer = sum(usd for _, usd in _ledger(sample_url))
+    def slow_reply(messages: list[dict[str, str]]) -> str:
+        time.sleep(3)  # every other request reserves while this call is in flight
+        return cite_first_two(messages)
+
+    model.reply = slow_reply
+    # With input free, an answer's estimate is exactly its 400-token output allowance: the budget
+    # holds one reservation at a time, not two.
+    estimate = 400 * 1.60 / 1_000_000
     questions = [f"What does he say about question number {i}?" for i in range(6)]
     results: list[int] = []
-    # An estimate is about twice what an answer costs, so this leaves room for one more, not two,
-    # however the six clients asking at once interleave.
-    with _client(sample_url, model, answer_budget_usd=one_answer * 3.5) as client:
+    settings = {"answer_budget_usd": estimate * 1.5, "input_usd_per_mtok": 0.0}
+    with _client(sample_url, model, **settings) as client:
         threads = [
             threading.Thread(
                 target=lambda q=q: results.append(client.get("/api/answer", params={"q": q}).status_code)
@@ -276,11 +281,10 @@ def test_concurrent_requests_cannot_overspend_the_budget(sample_url: str, model:
             thread.start()
         for thread in threads:
             thread.join()
-    assert sorted(set(results)) <= [200, 503] and 503 in results and 200 in results
+    assert sorted(results) == [200, 503, 503, 503, 503, 503]
+    assert len(model.requests) == 1
     with psycopg.connect(sample_url) as conn:
-        today = ledger.spent_today(conn, datetime.now(UTC))
-    assert today <= one_answer * 3.5 + 1e-9
-    assert len(model.requests) == 1 + results.count(200)
+        assert ledger.spent_today(conn, datetime.now(UTC)) <= estimate * 1.5
 
 
 def test_the_page_shows_the_answer_box_above_the_results(sample_url: str, model: ChatStandIn) -> None:
