@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_load.py
 	$(BIN)/python bench/bench_query.py
 	$(BIN)/python bench/bench_embed.py
+	$(BIN)/python bench/bench_serve.py
 
 install: $(STAMP)
 

@@ -7,14 +7,19 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
 # ffmpeg is used by yt-dlp to extract audio from downloads; PyAV (bundled with faster-whisper)
-# decodes audio for recognition, so ffmpeg is the only system package needed.
-if ! command -v ffmpeg >/dev/null 2>&1; then
+# decodes audio for recognition. chromium is the real browser the web page's tests drive
+# (Playwright cannot download its own browser builds everywhere, so it uses Debian's).
+MISSING=""
+command -v ffmpeg >/dev/null 2>&1 || MISSING="$MISSING ffmpeg"
+[ -x /usr/bin/chromium ] || MISSING="$MISSING chromium"
+if [ -n "$MISSING" ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $MISSING >/dev/null
   else
-    echo "warning: ffmpeg not found and apt-get unavailable; install ffmpeg to download YouTube audio" >&2
+    echo "warning:$MISSING not found and apt-get unavailable; install ffmpeg to download YouTube audio" \
+      "and chromium to run the browser tests" >&2
   fi
 fi
 

@@ -16,9 +16,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="ingest the bundled sample library and run a few searches (no network needed)",
         description="Start the database, ingest chaffee_assets/sample_library through Dagster "
-        "(videos → transcripts → segments → embeddings), and print linked search results.",
+        "(videos → transcripts → segments → embeddings), print linked search results, then serve "
+        "the search page on it (`chaffee serve`) until Ctrl-C.",
     )
     demo.add_argument("-k", type=int, default=3, help="results per question (default 3)")
+    demo.add_argument(
+        "--port", type=int, default=8000, help="port of the search page it ends by serving (default 8000)"
+    )
+    demo.add_argument(
+        "--no-serve", action="store_true", help="stop after the searches instead of serving the page"
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -36,6 +43,10 @@ def _demo(args: argparse.Namespace) -> int:
     from chaffee_assets.warehouse.migrate import upgrade
     from chaffee_assets.warehouse.server import redact, warehouse_url
 
+    if not args.no_serve:
+        from chaffee_assets.cli.serve_cmd import require_free_port
+
+        require_free_port("127.0.0.1", args.port)  # before the ingest, not after it
     upgrade()
     print(f"warehouse: {redact(warehouse_url())}")
     source = VideoSourceResource(library_dir=str(SAMPLE_LIBRARY))
@@ -62,5 +73,12 @@ def _demo(args: argparse.Namespace) -> int:
             print(render(hits, texts))
     print("\nThe sample talks are written for this demo; their links point at invented video ids.")
     print('Search yourself:   .venv/bin/chaffee search "how much salt on keto"')
-    print("Dagster UI:        make dev    (then open http://127.0.0.1:3000)")
-    return 0
+    print("Dagster UI:        make dev    (in another terminal: both can run at once; http://127.0.0.1:3000)")
+    if args.no_serve:
+        return 0
+    print("\nServing the search page on the sample library …", flush=True)
+    # A fresh process, as `chaffee serve` would be: the page's server never holds Dagster's code.
+    import os
+
+    program = "import sys; from chaffee_assets.cli import main; sys.exit(main())"
+    os.execv(sys.executable, [sys.executable, "-c", program, "serve", "--port", str(args.port)])

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "chaffee_assets.cli.search_cmd",
     "chaffee_assets.cli.eval_cmd",
     "chaffee_assets.cli.demo_cmd",
+    "chaffee_assets.cli.serve_cmd",
 )
 
 

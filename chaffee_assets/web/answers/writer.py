@@ -1,0 +1,340 @@
+"""Answers with citations: the top hits, numbered, sent to a chat model under the daily answer budget.
+
+Nothing is sent to the model unless answers are configured, the budget covers the call and the model
+has not just failed; otherwise `AnswersUnavailable` says why (the API answers 503). An answer is kept
+in the warehouse, and the same question asked again within a day is served from there at no cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from chaffee_assets.web.answers import ledger
+from chaffee_assets.web.answers.passages import (
+    NOTHING_FOUND_TEXT,
+    Passage,
+    answer_parts,
+    build_messages,
+    check_citations,
+    cost_usd,
+    estimate_input_tokens,
+    number_passages,
+    question_key,
+)
+from chaffee_assets.web.queries import SearchRequest
+from chaffee_assets.web.settings import WebSettings
+
+# After the model fails, requests are answered 503 at once for a while instead of piling onto it.
+FAILURE_PAUSE_S = 30.0
+REFUSED_KEY_PAUSE_S = 300.0
+
+ConnectionFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
+HitFinder = Callable[[psycopg.Connection, SearchRequest], list[dict[str, object]]]
+
+
+class AnswersUnavailable(Exception):
+    """No answer can be written now; nothing was sent to the model. `retry_after_s` when it is known."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    answered: bool
+    citations: list[dict[str, object]]
+    model: str
+    cost_usd: float
+    cached: bool
+
+    def parts(self) -> list[tuple[str, dict[str, object] | None]]:
+        """(words, None) and ("[n]", the cited passage) pieces, in order, for the page."""
+        by_number = {int(c["n"]): c for c in self.citations}  # type: ignore[call-overload]
+        parts = answer_parts(self.text)
+        shown: list[tuple[str, dict[str, object] | None]] = []
+        for i, (text, n) in enumerate(parts):
+            followed_by_citation = i + 1 < len(parts) and parts[i + 1][1] is not None
+            # A citation sits against the word it supports, as a superscript would.
+            shown.append(
+                (
+                    text.rstrip() if followed_by_citation and n is None else text,
+                    by_number.get(n) if n else None,
+                )
+            )
+        return shown
+
+
+def citation(passage: Passage) -> dict[str, object]:
+    return {
+        "n": passage.n,
+        "video_id": passage.video_id,
+        "title": passage.title,
+        "published_at": passage.published_at,
+        "start_s": passage.start_s,
+        "end_s": passage.end_s,
+        "link": passage.link,
+        "text": passage.text,
+    }
+
+
+class AnswerWriter:
+    """Writes, budgets and caches answers for one server process (the budget and cache are shared)."""
+
+    def __init__(
+        self,
+        settings: WebSettings,
+        *,
+        connection: ConnectionFactory,
+        find_hits: HitFinder,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self._connection = connection
+        self._find_hits = find_hits
+        self._clock = clock
+        self._client_obj: Any = None
+        self._lock = threading.Lock()
+        self._writing: dict[str, list[Any]] = {}  # key -> [lock, requests holding or awaiting it]
+        self._paused_until = 0.0
+        self._pause_reason = ""
+
+    # -- availability ---------------------------------------------------------------------------
+
+    def unavailable_reason(self) -> str | None:
+        """Why no answer can be written right now (None: answers are available)."""
+        try:
+            self._require_available()
+        except AnswersUnavailable as exc:
+            return str(exc)
+        return None
+
+    def _require_available(self) -> None:
+        if not self.settings.answers_configured:
+            raise AnswersUnavailable(
+                "answers are not configured on this server: set OPENAI_API_KEY (and OPENAI_BASE_URL "
+                "for another OpenAI-compatible server)"
+            )
+        remaining = self._paused_until - time.monotonic()
+        if remaining > 0:
+            raise AnswersUnavailable(self._pause_reason, retry_after_s=max(1, round(remaining)))
+
+    def _pause(self, seconds: float, reason: str) -> AnswersUnavailable:
+        seconds = min(max(seconds, 1.0), REFUSED_KEY_PAUSE_S)
+        with self._lock:
+            self._paused_until = time.monotonic() + seconds
+            self._pause_reason = f"{reason}; answers are paused for {round(seconds)} s"
+        return AnswersUnavailable(self._pause_reason, retry_after_s=round(seconds))
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    def key_for(self, request: SearchRequest) -> str:
+        return question_key(
+            request.query,
+            mode=request.mode,
+            published_from=request.published_from,
+            published_to=request.published_to,
+            model=self.settings.answer_model,
+            embedding_model=self.settings.embedding_model,
+            passages=self.settings.answer_passages,
+        )
+
+    def cached(self, request: SearchRequest) -> Answer | None:
+        """The answer written to this question within the cache's lifetime, if any (costs nothing)."""
+        if not self.settings.answers_configured:
+            return None
+        with self._connection() as conn:
+            stored = ledger.cached_answer(
+                conn, self.key_for(request), max_age=timedelta(hours=self.settings.answer_cache_hours)
+            )
+        if stored is None:
+            return None
+        return Answer(
+            question=request.query,
+            text=stored.answer,
+            answered=stored.answered,
+            citations=stored.citations,
+            model=stored.model,
+            cost_usd=0.0,
+            cached=True,
+        )
+
+    def answer(self, request: SearchRequest) -> Answer:
+        """An answer to `request.query` from its top hits; raises AnswersUnavailable with the reason."""
+        self._require_available()
+        cached = self.cached(request)
+        if cached is not None:
+            return cached
+        key = self.key_for(request)
+        # The same question asked twice at once is written once; the second waits and reads the cache.
+        with self._writing_lock(key):
+            cached = self.cached(request)
+            if cached is not None:
+                return cached
+            self._require_available()
+            return self._write(request, key)
+
+    @contextlib.contextmanager
+    def _writing_lock(self, key: str) -> Iterator[None]:
+        with self._lock:
+            entry = self._writing.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self._writing.pop(key, None)
+
+    def _write(self, request: SearchRequest, key: str) -> Answer:
+        settings = self.settings
+        with self._connection() as conn:
+            hits = self._find_hits(conn, replace(request, k=settings.answer_passages))
+        if not hits:
+            return Answer(request.query, NOTHING_FOUND_TEXT, False, [], settings.answer_model, 0.0, False)
+        passages = number_passages(hits)
+        messages = build_messages(request.query, passages)
+        estimated_input = estimate_input_tokens(messages)
+        estimate = cost_usd(
+            estimated_input,
+            settings.answer_max_tokens,
+            settings.input_usd_per_mtok,
+            settings.output_usd_per_mtok,
+        )
+        now = self._clock()
+        with self._connection() as conn:
+            try:
+                spend_id = ledger.reserve(
+                    conn,
+                    budget_usd=settings.answer_budget_usd,
+                    estimate_usd=estimate,
+                    model=settings.answer_model,
+                    question_key=key,
+                    now=now,
+                )
+            except ledger.BudgetSpent as exc:
+                wait = (exc.retry_at - now).total_seconds()
+                raise AnswersUnavailable(str(exc), retry_after_s=max(1, int(wait))) from exc
+        response = self._call_model(messages, spend_id)
+        reply = (response.choices[0].message.content or "") if response.choices else ""
+        usage = getattr(response, "usage", None)
+        # A server that reports no usage is billed at the estimate, never at nothing.
+        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or estimated_input
+        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0) or settings.answer_max_tokens
+        paid = cost_usd(
+            input_tokens, output_tokens, settings.input_usd_per_mtok, settings.output_usd_per_mtok
+        )
+        checked = check_citations(reply, len(passages))
+        cited = [citation(passages[n - 1]) for n in checked.cited]
+        with self._connection() as conn, conn.transaction():
+            ledger.settle(conn, spend_id, input_tokens=input_tokens, output_tokens=output_tokens, usd=paid)
+            ledger.store_answer(
+                conn,
+                question_key=key,
+                question=request.query,
+                model=settings.answer_model,
+                answer=checked.text,
+                answered=checked.answered,
+                citations=cited,
+                passages=[p.as_dict() for p in passages],
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=paid,
+                spend_id=spend_id,
+            )
+        return Answer(
+            request.query, checked.text, checked.answered, cited, settings.answer_model, paid, False
+        )
+
+    def _call_model(self, messages: list[dict[str, str]], spend_id: int) -> Any:
+        import openai
+
+        client = self._client()
+        try:
+            # `max_tokens` rather than `max_completion_tokens`: every OpenAI-compatible server reads it.
+            return client.chat.completions.create(
+                model=self.settings.answer_model,
+                messages=messages,
+                max_tokens=self.settings.answer_max_tokens,
+                temperature=0.2,
+            )
+        except openai.APIStatusError as exc:
+            # The model answered with an error status: the call was not billed.
+            with self._connection() as conn:
+                ledger.release(conn, spend_id)
+            raise self._pause_for(exc) from exc
+        except BaseException as exc:
+            # No answer came back (timeout, dropped connection): the model may have billed it.
+            with self._connection() as conn:
+                ledger.mark_uncertain(conn, spend_id)
+            if isinstance(exc, openai.APIConnectionError):
+                raise self._pause(
+                    FAILURE_PAUSE_S,
+                    f"the answer model at {client.base_url} could not be reached ({_short(exc)})",
+                ) from exc
+            raise
+
+    def _pause_for(self, exc: Any) -> AnswersUnavailable:
+        import openai
+
+        status = exc.status_code
+        if isinstance(exc, openai.RateLimitError):
+            return self._pause(
+                _retry_after_s(exc) or FAILURE_PAUSE_S,
+                f"the answer model is rate-limiting this server (HTTP {status}: {_short(exc)})",
+            )
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return self._pause(
+                REFUSED_KEY_PAUSE_S,
+                f"the answer model refused the API key (HTTP {status}); check OPENAI_API_KEY",
+            )
+        if status >= 500:
+            return self._pause(FAILURE_PAUSE_S, f"the answer model failed (HTTP {status}: {_short(exc)})")
+        return self._pause(
+            REFUSED_KEY_PAUSE_S,
+            f"the answer model rejected the request (HTTP {status}: {_short(exc)}); "
+            "check CHAFFEE_ANSWER_MODEL and OPENAI_BASE_URL",
+        )
+
+    def _client(self) -> Any:
+        with self._lock:
+            if self._client_obj is None:
+                import openai
+
+                self._client_obj = openai.OpenAI(
+                    api_key=self.settings.openai_api_key,
+                    base_url=self.settings.openai_base_url,
+                    timeout=openai.Timeout(self.settings.answer_timeout_s, connect=5.0),
+                    max_retries=self.settings.answer_retries,
+                )
+            return self._client_obj
+
+
+def _retry_after_s(exc: Any) -> float | None:
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name, scale in (("retry-after", 1.0), ("retry-after-ms", 0.001)):
+        value = headers.get(name)
+        if value:
+            try:
+                return float(value) * scale
+            except ValueError:
+                continue
+    return None
+
+
+def _short(exc: Exception, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,1 @@
+"""One router per concern: the page, the JSON API, health."""
