@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from chaffee_assets.ingest.cues import Cue  # noqa: E402
 from chaffee_assets.retrieval import store  # noqa: E402
-from chaffee_assets.retrieval.embedder import Embedder, document_text  # noqa: E402
+from chaffee_assets.retrieval.embedder import Embedder  # noqa: E402
 from chaffee_assets.retrieval.evaluation import first_relevant_rank, load_questions, score  # noqa: E402
 from chaffee_assets.retrieval.segmenter import SegmentParams, segment_cues  # noqa: E402
 from chaffee_assets.search import MODES, SearchOptions, search  # noqa: E402
@@ -115,7 +115,7 @@ def glob_escape(text: str) -> str:
 class CachedEmbedder(Embedder):
     """Memoises vectors on disk by model and exact text, and queries in memory."""
 
-    def encode(self, texts, *, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts) -> np.ndarray:
         out: list[np.ndarray | None] = []
         todo: list[int] = []
         paths = []
@@ -129,7 +129,7 @@ class CachedEmbedder(Embedder):
                 out.append(None)
                 todo.append(i)
         if todo:
-            fresh = super().encode([texts[i] for i in todo], show_progress=show_progress)
+            fresh = super().encode([texts[i] for i in todo])
             for i, vec in zip(todo, fresh, strict=True):
                 paths[i].parent.mkdir(parents=True, exist_ok=True)
                 np.save(paths[i], vec)

@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import pickle
 import sys
 from collections import defaultdict
@@ -109,7 +110,12 @@ def pg_lexemes(conn, texts: list[str], config: str) -> list[dict[str, int]]:
     return result
 
 
-def build(model: str) -> None:
+def corpus_path(model_name: str, stride: float = 30.0) -> Path:
+    suffix = "" if stride == 30.0 else f"_stride{int(stride)}"
+    return LAB / f"corpus_{model_name}{suffix}.pkl"
+
+
+def build(model: str, stride: float = 30.0) -> None:
     from chaffee_assets.ingest.captions import parse_caption_file
     from chaffee_assets.retrieval.embedder import Embedder
     from chaffee_assets.retrieval.evaluation import load_questions
@@ -117,7 +123,7 @@ def build(model: str) -> None:
     from chaffee_assets.warehouse import connect
 
     embedder = Embedder(model)
-    params = SegmentParams(max_tokens=embedder.max_seq_length)
+    params = SegmentParams(max_tokens=embedder.max_seq_length, stride_s=stride)
     corpus = Corpus()
     starts, ends = [], []
     for lib in ("huberman_dev", "huberman_chapters"):
@@ -153,7 +159,7 @@ def build(model: str) -> None:
     for lib, qs in corpus.questions.items():
         corpus.question_vectors[lib] = cached_encode(embedder, [q["question"] for q in qs])
     LAB.mkdir(parents=True, exist_ok=True)
-    with open(LAB / f"corpus_{embedder.model_name}.pkl", "wb") as fh:
+    with open(corpus_path(embedder.model_name, stride), "wb") as fh:
         pickle.dump(corpus, fh)
 
 
@@ -363,8 +369,7 @@ def add_chunks(model: str, window_s: float, max_tokens: int) -> None:
                 text.append(seg.text)
     print(f"{key}: {len(text)} chunks", flush=True)
     vectors = cached_encode(embedder, text)
-    corpus: Corpus = pickle.loads(path.read_bytes())
-    corpus.extra[key] = {
+    chunks = {
         "video": video,
         "library": library,
         "start": np.array(start),
@@ -372,11 +377,98 @@ def add_chunks(model: str, window_s: float, max_tokens: int) -> None:
         "vectors": vectors,
         "text": text,
     }
-    path.write_bytes(pickle.dumps(corpus))
+    (path.parent / f"{key}_{embedder.model_name}.pkl").write_bytes(pickle.dumps(chunks))
+
+
+def add_reference(model: str) -> None:
+    """The plain reference of ../shared/eval/README.md: 60 s windows every 45 s, nothing else."""
+    import re
+
+    from chaffee_assets.ingest.captions import parse_caption_file
+    from chaffee_assets.retrieval.embedder import Embedder
+
+    embedder = Embedder(model, backend="torch")
+    video, library, start, end, text = [], [], [], [], []
+    for lib in ("huberman_dev", "huberman_chapters"):
+        lib_dir = EVAL / lib / "library"
+        for info_path in sorted(lib_dir.glob("*.info.json")):
+            vid = info_path.name[: -len(".info.json")]
+            caption = next(p for p in lib_dir.iterdir() if p.name.startswith(f"{vid}.en."))
+            cues = parse_caption_file(caption)
+            if not cues:
+                continue
+            t = 0.0
+            last = max(c.end for c in cues)
+            while t < last:
+                inside = [c for c in cues if t <= c.start < t + 60]
+                if inside:
+                    video.append(vid)
+                    library.append(lib)
+                    start.append(t)
+                    end.append(t + 60)
+                    text.append(" ".join(c.text for c in inside))
+                t += 45
+    print(f"reference: {len(text)} windows", flush=True)
+    vectors = cached_encode(embedder, text)
+    tokens = [re.findall(r"\w+", t.lower()) for t in text]
+    ref = {"video": video, "library": library, "start": np.array(start), "end": np.array(end),
+           "vectors": vectors, "tokens": tokens}
+    (LAB / f"reference_{embedder.model_name}.pkl").write_bytes(pickle.dumps(ref))
+
+
+def run_reference(corpus: Corpus, only: list[str] | None) -> None:
+    """Score the plain reference on every condition (titles do not enter it)."""
+    import re
+    from collections import Counter
+
+    ref = pickle.loads((LAB / "reference_all-MiniLM-L6-v2.pkl").read_bytes())
+    for cond in conditions(corpus):
+        if only and cond.name not in only:
+            continue
+        keep_videos = {corpus.video[i]: corpus.library[i] for i in cond.members}
+        members = [j for j, (v, lb) in enumerate(zip(ref["video"], ref["library"], strict=True))
+                   if keep_videos.get(v) == lb]
+        vid = np.array([ref["video"][j] for j in members])
+        st, en = ref["start"][members], ref["end"][members]
+        vecs = ref["vectors"][members]
+        docs = [Counter(ref["tokens"][j]) for j in members]
+        n = len(docs)
+        df = Counter(t for d in docs for t in d)
+        lengths = np.array([sum(d.values()) for d in docs], dtype=float)
+        avg = lengths.mean()
+        qs = corpus.questions[cond.questions_from]
+        qvecs = corpus.question_vectors[cond.questions_from]
+        ranks = {"hybrid": [], "vector": [], "text": []}
+        for qi, q in enumerate(qs):
+            terms = re.findall(r"\w+", q["question"].lower())
+            bm = np.zeros(n)
+            for term in terms:
+                if term not in df:
+                    continue
+                idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
+                tf = np.array([d.get(term, 0) for d in docs], dtype=float)
+                bm += idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * lengths / avg))
+            vs = vecs @ qvecs[qi]
+            vtop = np.argsort(-vs)[:100]
+            ttop = np.argsort(-bm)[:100]
+            fused = np.zeros(n)
+            fused[vtop] += 1 / (60 + np.arange(1, 101))
+            fused[ttop] += 1 / (60 + np.arange(1, 101))
+            for mode, order in (("hybrid", np.argsort(-fused)[:10]), ("vector", vtop[:10]), ("text", ttop[:10])):
+                rank = None
+                for r, i in enumerate(order, start=1):
+                    if vid[i] == q["video_id"] and st[i] <= q["end_s"] and en[i] >= q["start_s"]:
+                        rank = r
+                        break
+                ranks[mode].append(rank)
+        cells = {m: metrics(r) for m, r in ranks.items()}
+        print(f"reference {cond.name}: " + "  ".join(f"{m} {v[0]:.3f}/{v[1]:.3f}" for m, v in cells.items()))
 
 
 def chunk_window_map(corpus: Corpus, index: Index, key: str) -> tuple[np.ndarray, sp.csr_matrix]:
     """(chunk vectors of the condition, windows × chunks overlap matrix)."""
+    if key not in corpus.extra:
+        corpus.extra[key] = pickle.loads((LAB / f"{key}_all-MiniLM-L6-v2.pkl").read_bytes())
     ch = corpus.extra[key]
     lib_of = {corpus.video[i]: corpus.library[i] for i in index.members}
     keep = [j for j, (v, lb) in enumerate(zip(ch["video"], ch["library"], strict=True)) if lib_of.get(v) == lb]
@@ -415,6 +507,11 @@ def evaluate(corpus: Corpus, cond: Condition, knobs: dict) -> dict[str, tuple[fl
     chunk_key = knobs.get("chunks")
     if chunk_key:
         chunk_vectors, overlap = chunk_window_map(corpus, index, chunk_key)
+        if knobs.get("chunk_mode") == "mean":
+            # A window's vector composed from its chunks' vectors instead of embedded itself.
+            composed = overlap @ chunk_vectors
+            vectors = composed / np.linalg.norm(composed, axis=1, keepdims=True)
+            chunk_key = None
     for qi, q in enumerate(qs):
         vscore = vectors @ qvecs[qi]
         if chunk_key:
@@ -433,13 +530,33 @@ def evaluate(corpus: Corpus, cond: Condition, knobs: dict) -> dict[str, tuple[fl
         cands = np.union1d(vtop, ttop)
         if knobs.get("fusion") == "convex":
             fused = convex(vscore, vtop, tscore, ttop, knobs.get("alpha", 0.5), index.n)
+        elif knobs.get("fusion") == "union_rrf":
+            # Both scores for every candidate of either list, ranked within the union, then RRF.
+            vr = cands[np.argsort(-vscore[cands], kind="stable")]
+            tr = cands[np.argsort(-tscore[cands], kind="stable")]
+            fused = rrf([(vr, knobs.get("wv", 1.0)), (tr, knobs.get("wt", 1.0))], knobs.get("rrf_k", 30), index.n)
+        elif knobs.get("fusion") == "union_convex":
+            v, t = vscore[cands], tscore[cands]
+            if knobs.get("norm") == "tm2c2":
+                vn = (v + 1) / (v.max() + 1)  # theoretical minimum of a cosine is -1
+            else:
+                vn = (v - v.min()) / max(v.max() - v.min(), 1e-9)
+            tn = t / max(t.max(), 1e-9)
+            fused = np.zeros(index.n)
+            fused[cands] = knobs.get("alpha", 0.5) * vn + (1 - knobs.get("alpha", 0.5)) * tn
         else:
             lists = [(vtop, knobs.get("wv", 1.0)), (ttop, knobs.get("wt", 1.0))]
+            boost = None
             if title_scores is not None:
                 ctx = title_scores(qi)
-                if ctx is not None:
+                if ctx is not None and ctx[0] == "boost":
+                    boost = ctx[1]
+                elif ctx is not None:
                     lists.append(ctx)
             fused = rrf(lists, knobs.get("rrf_k", 30), index.n)
+            if boost is not None:
+                # Only segments a ranking found get the prior: it reorders, never adds candidates.
+                fused[cands] += boost[cands]
         out["hybrid"].append(first_rank(index, page(index, fused, cands), q))
         out["vector"].append(first_rank(index, page(index, vscore, vtop), q))
         out["text"].append(first_rank(index, page(index, tscore, ttop), q) if len(ttop) else None)
@@ -494,6 +611,12 @@ def video_context_scores(corpus: Corpus, cond: Condition, index: Index, knobs: d
             scores[col.indices] += idf[j] * col.data * 2.2 / (col.data + norm[col.indices])
         if not (scores > 0).any():
             return None
+        if knobs.get("context_level") == "video":
+            # A prior per video: the best-titled videos' segments each get w / (k + video rank).
+            best = top(scores, knobs.get("context_videos", 10), positive_only=True)
+            boost = np.zeros(n)
+            boost[best] = weight / (knobs.get("rrf_k", 30) + np.arange(1, len(best) + 1))
+            return ("boost", boost[seg_video])
         seg_scores = scores[seg_video]
         ranked = top(seg_scores, knobs.get("depth", 100), positive_only=True)
         return ranked, weight
@@ -517,8 +640,22 @@ def run(corpus: Corpus, variants: dict[str, dict], only: list[str] | None) -> No
 
 VARIANTS: dict[str, dict] = {
     "words": {"length": "words"},
+    "words + title video .5": {"length": "words", "context": "title", "context_level": "video", "wc": 0.5},
+    "words + title video .25": {"length": "words", "context": "title", "context_level": "video", "wc": 0.25},
+    "words + title video 1": {"length": "words", "context": "title", "context_level": "video", "wc": 1.0},
+    "words + title+desc video .5": {"length": "words", "context": "title+desc", "context_level": "video", "wc": 0.5},
+    "words, union rrf": {"length": "words", "fusion": "union_rrf"},
+    "words, union rrf 60": {"length": "words", "fusion": "union_rrf", "rrf_k": 60},
+    "words, union convex .5": {"length": "words", "fusion": "union_convex", "alpha": 0.5},
+    "words, union convex .6": {"length": "words", "fusion": "union_convex", "alpha": 0.6},
+    "words, union convex .4": {"length": "words", "fusion": "union_convex", "alpha": 0.4},
+    "words, tm2c2 .7": {"length": "words", "fusion": "union_convex", "alpha": 0.7, "norm": "tm2c2"},
+    "words, tm2c2 .8": {"length": "words", "fusion": "union_convex", "alpha": 0.8, "norm": "tm2c2"},
+    "words, tm2c2 .9": {"length": "words", "fusion": "union_convex", "alpha": 0.9, "norm": "tm2c2"},
     "words, chunk20 max": {"length": "words", "chunks": "chunks_20_128"},
     "words, chunk20 sum": {"length": "words", "chunks": "chunks_20_128", "chunk_mode": "sum"},
+    "words, chunk20 mean": {"length": "words", "chunks": "chunks_20_128", "chunk_mode": "mean"},
+    "words, chunk30 mean": {"length": "words", "chunks": "chunks_30_160", "chunk_mode": "mean"},
     "words, smooth v.5 t.5": {"length": "words", "smooth_v": 0.5, "smooth_t": 0.5},
     "words, smooth v.25 t.25": {"length": "words", "smooth_v": 0.25, "smooth_t": 0.25},
     "words, smooth mean v.5 t.5": {"length": "words", "smooth_v": 0.5, "smooth_t": 0.5, "smooth": "mean"},
@@ -539,15 +676,18 @@ VARIANTS: dict[str, dict] = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("build", "chunks", "run"))
-    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("command", choices=("build", "chunks", "reference", "run", "run-reference"))
+    parser.add_argument("--window", type=float, default=20.0, help="chunk length (chunks)")
+    parser.add_argument("--stride", type=float, default=30.0, help="segment stride (build, run)")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--only", nargs="*", help="conditions to run")
     parser.add_argument("--variants", nargs="*", help="variants to run (names from VARIANTS)")
     args = parser.parse_args(argv)
     if args.command == "build":
-        build(args.model)
+        build(args.model, args.stride)
+        if args.stride != 30.0:
+            return 0
         from chaffee_assets.retrieval.embedder import canonical_model_name
 
         add_title_vectors(args.model)
@@ -555,9 +695,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "chunks":
         add_chunks(args.model, args.window, args.tokens)
         return 0
+    if args.command == "reference":
+        add_reference(args.model)
+        return 0
     from chaffee_assets.retrieval.embedder import canonical_model_name
 
-    corpus = pickle.loads((LAB / f"corpus_{canonical_model_name(args.model)}.pkl").read_bytes())
+    corpus = pickle.loads(corpus_path(canonical_model_name(args.model), args.stride).read_bytes())
+    if args.command == "run-reference":
+        run_reference(corpus, args.only)
+        return 0
     chosen = {k: v for k, v in VARIANTS.items() if not args.variants or k in args.variants}
     run(corpus, chosen, args.only)
     return 0

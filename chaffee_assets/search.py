@@ -1,19 +1,39 @@
-"""Search the warehouse: a thin Python face on the `search_segments` SQL function."""
+"""Search the warehouse: a thin Python face on the `search_segments` SQL function.
+
+The question is embedded here (with the model's query prompt), ranked in SQL, and optionally
+re-ranked by a cross-encoder (`CHAFFEE_RERANKER`) over the best fused candidates.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import cache
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from chaffee_assets.retrieval.embedder import Embedder, canonical_model_name
 from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL
 from chaffee_assets.warehouse import connect
 
+if TYPE_CHECKING:
+    from chaffee_assets.retrieval.embedder import Embedder
+    from chaffee_assets.retrieval.reranker import Reranker
+
 MODES = ("hybrid", "vector", "text")
+DEFAULT_MODE = "hybrid"
+
+
+def configured_model() -> str:
+    """The embedding model searches use: `CHAFFEE_EMBEDDING_MODEL`, else the packaged MiniLM."""
+    return os.environ.get("CHAFFEE_EMBEDDING_MODEL") or DEFAULT_EMBEDDING_MODEL
+
+
+def configured_reranker() -> str | None:
+    """The cross-encoder that re-ranks the fused candidates (`CHAFFEE_RERANKER`), or None."""
+    return os.environ.get("CHAFFEE_RERANKER") or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +42,15 @@ class SearchOptions:
 
     max_per_video: int | None = 5
     candidates: int = 100
+    fusion: str = "convex"  # or "rrf"
+    alpha: float = 0.6  # the cosine's weight in convex fusion
     rrf_k: int = 30
     vector_weight: float = 1.0
     text_weight: float = 1.0
     exact: bool = False
     collapse_overlaps: bool = True
+    min_similarity: float | None = None  # None: the model's floor (embedding_models)
+    rerank_depth: int = 30  # fused hits a reranker re-scores
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +66,10 @@ class Hit:
     score: float
     vector_rank: int | None
     text_rank: int | None
+    similarity: float | None = None  # cosine to the question
+    text_score: float | None = None  # BM25; None when the segment holds none of the question's words
+    weak: bool | None = None  # below the model's relevance floor; None when not judged
+    rerank_score: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -56,63 +84,86 @@ class Hit:
             "segment_id": self.segment_id,
             "vector_rank": self.vector_rank,
             "text_rank": self.text_rank,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "text_score": None if self.text_score is None else round(self.text_score, 4),
+            "weak": self.weak,
+            "rerank_score": self.rerank_score,
         }
 
 
 _SEARCH_SQL = """
-SELECT segment_id, video_id, title, published_at, start_s, end_s, text, link, score, vector_rank, text_rank
+SELECT segment_id, video_id, title, published_at, start_s, end_s, text, link, score, vector_rank, text_rank,
+       similarity, text_score, weak
 FROM search_segments(
     %(query)s, %(embedding)s, k => %(k)s, mode => %(mode)s, model => %(model)s,
     published_from => %(published_from)s, published_to => %(published_to)s, video_ids => %(video_ids)s,
     max_per_video => %(max_per_video)s, candidates => %(candidates)s, rrf_k => %(rrf_k)s,
     vector_weight => %(vector_weight)s, text_weight => %(text_weight)s, exact => %(exact)s,
-    collapse_overlaps => %(collapse_overlaps)s)
+    collapse_overlaps => %(collapse_overlaps)s, min_similarity => %(min_similarity)s,
+    fusion => %(fusion)s, alpha => %(alpha)s)
 """
 
 
 @cache
 def embedder_for(model: str) -> Embedder:
-    """One loaded embedder per model per process (loading costs seconds)."""
-    return Embedder(model)
+    """One embedder per model per process (loading costs seconds; the web server keeps it)."""
+    from chaffee_assets.retrieval.embedder import Embedder
+
+    return Embedder(model, backend=os.environ.get("CHAFFEE_EMBEDDING_BACKEND") or None)
+
+
+@cache
+def reranker_for(name: str) -> Reranker:
+    from chaffee_assets.retrieval.reranker import Reranker
+
+    return Reranker(name)
 
 
 def search(
     query: str,
     k: int = 10,
-    mode: str = "hybrid",
+    mode: str = DEFAULT_MODE,
     *,
-    model: str = DEFAULT_EMBEDDING_MODEL,
+    model: str | None = None,
     published_from: date | None = None,
     published_to: date | None = None,
     video_ids: Sequence[str] | None = None,
     options: SearchOptions | None = None,
     conn: psycopg.Connection | None = None,
     embedder: Embedder | None = None,
+    reranker: str | Reranker | None = None,
+    judge_text: bool = False,
 ) -> list[Hit]:
     """Search segments for `query`; at most `k` hits, best first.
 
     `mode`: "hybrid" (vector + full text fused by reciprocal rank), "vector" or "text".
     `published_from`/`published_to` are inclusive UTC publish dates. `model` names the embedding
-    model whose vectors are searched (name or local path; stored under its canonical name).
+    model whose vectors are searched (name or local path; default `CHAFFEE_EMBEDDING_MODEL`).
+    `reranker`: a cross-encoder name/path or instance re-scoring the fused hits (default
+    `CHAFFEE_RERANKER`; pass "" for none). `judge_text`: in text mode, also embed the question so
+    hits carry their similarity and the weak flag.
     """
+    from chaffee_assets.retrieval.embedder import canonical_model_name
+
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if k < 1:
         raise ValueError("k must be at least 1")
     if not query.strip():
         raise ValueError("the query is empty")
+    model = model or configured_model()
     options = options or SearchOptions()
-    key = canonical_model_name(model)
+    reranker = configured_reranker() if reranker is None else reranker
     embedding = None
-    if mode != "text":
+    if mode != "text" or judge_text:
         embedder = embedder or embedder_for(model)
-        embedding = embedder.encode([query])[0]
+        embedding = embedder.encode_queries([query])[0]
     params = {
         "query": query,
         "embedding": embedding,
-        "k": k,
+        "k": max(k, options.rerank_depth) if reranker else k,
         "mode": mode,
-        "model": key,
+        "model": canonical_model_name(model),
         "published_from": published_from,
         "published_to": published_to,
         "video_ids": list(video_ids) if video_ids is not None else None,
@@ -123,13 +174,30 @@ def search(
         "text_weight": options.text_weight,
         "exact": options.exact,
         "collapse_overlaps": options.collapse_overlaps,
+        "min_similarity": options.min_similarity,
+        "fusion": options.fusion,
+        "alpha": options.alpha,
     }
     if conn is not None:
         rows = conn.execute(_SEARCH_SQL, params).fetchall()
     else:
         with connect() as own:
             rows = own.execute(_SEARCH_SQL, params).fetchall()
-    return [Hit(*row) for row in rows]
+    hits = [Hit(*row) for row in rows]
+    if reranker and hits:
+        model_ = reranker_for(reranker) if isinstance(reranker, str) else reranker
+        scores = model_.score(query, [hit.text for hit in hits])
+        hits = [
+            replace(hit, rerank_score=float(s))
+            for s, hit in sorted(zip(scores, hits, strict=True), key=lambda pair: -pair[0])
+        ]
+    return hits[:k]
+
+
+def nothing_relevant(hits: Sequence[Hit]) -> bool:
+    """Whether the hits are only what is nearest, not what answers: every judged hit is weak."""
+    judged = [hit.weak for hit in hits if hit.weak is not None]
+    return bool(judged) and all(judged)
 
 
 _SNIPPET_SQL = """

@@ -10,8 +10,8 @@ import psycopg
 
 from chaffee_assets.ingest.captions import parse_caption_file
 from chaffee_assets.retrieval import store
-from chaffee_assets.retrieval.embedder import Embedder, document_text
-from chaffee_assets.retrieval.segmenter import SegmentParams, segment_cues
+from chaffee_assets.retrieval.embedder import Embedder
+from chaffee_assets.retrieval.segmenter import SegmentParams, reference_token_counter, segment_cues
 
 
 def caption_file(library: Path, video_id: str) -> Path:
@@ -35,23 +35,22 @@ def insert_video(conn: psycopg.Connection, library: Path, video_id: str) -> int:
         ).fetchone()[0]
 
 
-def segment_video(conn: psycopg.Connection, video_id: str, embedder: Embedder) -> list[int]:
+def segment_video(conn: psycopg.Connection, video_id: str) -> list[int]:
     transcript_id, cues = conn.execute(
         "SELECT transcript_id, cues FROM transcripts WHERE video_id = %s AND is_current", (video_id,)
     ).fetchone()
     from chaffee_assets.ingest.cues import Cue
 
     segments = segment_cues(
-        [Cue(c["start"], c["end"], c["text"]) for c in cues], SegmentParams(), embedder.count_tokens
+        [Cue(c["start"], c["end"], c["text"]) for c in cues], SegmentParams(), reference_token_counter()
     )
     return store.replace_segments(conn, video_id, transcript_id, segments)
 
 
 def embed_all(conn: psycopg.Connection, embedder: Embedder) -> int:
-    store.register_model(conn, embedder.model_name, embedder.dimension)
+    store.register_model(conn, embedder.model_name, embedder.dimension, source=embedder.source)
     missing = store.segments_missing_embeddings(conn, embedder.model_name)
-    texts = [document_text(title, text, count_tokens=embedder.count_tokens) for _, title, text in missing]
-    vectors = embedder.encode(texts)
+    vectors = embedder.encode_passages([text for _, text in missing])
     return store.write_embeddings(
         conn, embedder.model_name, zip([m[0] for m in missing], vectors, strict=True)
     )
@@ -61,7 +60,7 @@ def load_library(conn: psycopg.Connection, library: Path, video_ids: list[str], 
     """Videos, transcripts, segments and embeddings for these videos of a library."""
     for video_id in video_ids:
         insert_video(conn, library, video_id)
-        segment_video(conn, video_id, embedder)
+        segment_video(conn, video_id)
     embed_all(conn, embedder)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chaffee_assets.ingest.cues import Cue
@@ -85,22 +83,27 @@ def test_impossible_parameters_are_refused(bad):
         SegmentParams(**bad)
 
 
-def test_dev_library_segments_fit_the_model_input_with_their_title(tmp_path):
-    """Every segment of the dev library, with the title prefix it is embedded with, fits 256 pieces."""
+def test_dev_library_segments_fit_the_model_input_with_a_passage_prompt(tmp_path):
+    """Every segment of the dev library, cut with the reference tokenizer and read with the longest
+    known passage prompt in front, fits the 256 pieces all-MiniLM-L6-v2 reads (counted by the
+    model's own tokenizer, special tokens included): no words are silently dropped."""
+    from transformers import AutoTokenizer
+
     from chaffee_assets.ingest.captions import parse_caption_file
-    from chaffee_assets.retrieval.embedder import Embedder, document_text
+    from chaffee_assets.retrieval.embedder import default_model_path
+    from chaffee_assets.retrieval.models import KNOWN_MODELS
+    from chaffee_assets.retrieval.segmenter import reference_token_counter
 
     library = shared_path("eval", "huberman_dev", "library")
-    embedder = Embedder()
-    tokenizer = embedder.model.tokenizer
-    params = SegmentParams(max_tokens=embedder.max_seq_length)
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+    prompt = max((card.passage_prompt for card in KNOWN_MODELS.values()), key=len)
+    params = SegmentParams()
     inputs = []
     for info_path in sorted(library.glob("*.info.json")):
         video_id = info_path.name.removesuffix(".info.json")
-        title = json.loads(info_path.read_text(encoding="utf-8"))["title"]
         caption = next(p for p in library.iterdir() if p.name.startswith(f"{video_id}.en."))
-        for segment in segment_cues(parse_caption_file(caption), params, embedder.count_tokens):
-            inputs.append(document_text(title, segment.text, count_tokens=embedder.count_tokens))
+        for segment in segment_cues(parse_caption_file(caption), params, reference_token_counter()):
+            inputs.append(prompt + segment.text)
     assert len(inputs) > 1000
     lengths = [len(ids) for ids in tokenizer(inputs, truncation=False)["input_ids"]]  # with [CLS]/[SEP]
-    assert max(lengths) <= embedder.max_seq_length == 256
+    assert max(lengths) <= params.max_tokens == 256

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-MODES = ("hybrid", "vector", "text")
+from chaffee_assets.search import MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the ranking(s) to score (default all three)",
     )
     parser.add_argument(
-        "--model", default="all-MiniLM-L6-v2", help="embedding model whose vectors to search (name or path)"
+        "--model",
+        default=None,
+        help="embedding model whose vectors to search (name or path; default $CHAFFEE_EMBEDDING_MODEL, "
+        "else all-MiniLM-L6-v2)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object {mode: {metric: value}}")
     parser.set_defaults(handler=run)
@@ -44,13 +47,13 @@ def evaluate_modes(conn, questions, modes, *, model: str, options=None) -> dict[
 
     vectors = None
     if any(mode != "text" for mode in modes):
-        vectors = embedder_for(model).encode([q.question for q in questions])
+        vectors = embedder_for(model).encode_queries([q.question for q in questions])
 
     class _Precomputed:
         def __init__(self, vector):
             self.vector = vector
 
-        def encode(self, texts):
+        def encode_queries(self, texts):
             return [self.vector]
 
     results: dict[str, dict[str, float]] = {}
@@ -69,23 +72,25 @@ def evaluate_modes(conn, questions, modes, *, model: str, options=None) -> dict[
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
+    from chaffee_assets.retrieval.embedder import EmbeddingModelError
     from chaffee_assets.retrieval.evaluation import QuestionsError, load_questions
+    from chaffee_assets.search import configured_model
     from chaffee_assets.warehouse import WarehouseError, connect
     from chaffee_assets.warehouse.migrate import ensure_schema
 
     modes = MODES if args.mode == "all" else (args.mode,)
+    model = args.model or configured_model()
     try:
         questions = load_questions(args.questions)
         url = ensure_schema()
         with connect(url, autocommit=True) as conn:
-            results = evaluate_modes(conn, questions, modes, model=args.model)
-    except (QuestionsError, WarehouseError, ValueError) as exc:
+            results = evaluate_modes(conn, questions, modes, model=model)
+    except (QuestionsError, WarehouseError, EmbeddingModelError, ValueError) as exc:
         return _fail(str(exc))
     except psycopg.Error as exc:
-        first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
-        return _fail(f"{first} (are the questions' videos ingested and embedded with {args.model}?)")
-    except OSError as exc:
-        return _fail(f"cannot load embedding model {args.model}: {exc}")
+        from chaffee_assets.cli.search_cmd import database_problem
+
+        return _fail(database_problem(exc, model))
     if args.json:
         print(json.dumps(results))
         return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import date
 
-MODES = ("hybrid", "vector", "text")
+from chaffee_assets.search import DEFAULT_MODE, MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("query", help="what to look for, in plain words")
     parser.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
-    parser.add_argument("--mode", choices=MODES, default="hybrid", help="ranking to use (default hybrid)")
+    parser.add_argument(
+        "--mode", choices=MODES, default=DEFAULT_MODE, help=f"ranking to use (default {DEFAULT_MODE})"
+    )
     parser.add_argument(
         "--from", dest="published_from", type=_date, help="only videos published on or after (YYYY-MM-DD)"
     )
@@ -30,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--video", dest="video_ids", action="append", metavar="VIDEO_ID", help="only this video (repeatable)"
     )
     parser.add_argument(
-        "--model", default="all-MiniLM-L6-v2", help="embedding model whose vectors to search (name or path)"
+        "--model",
+        default=None,
+        help="embedding model whose vectors to search (name or path; default $CHAFFEE_EMBEDDING_MODEL, "
+        "else all-MiniLM-L6-v2)",
     )
     parser.add_argument(
         "--per-video",
@@ -75,10 +80,12 @@ def run(args: argparse.Namespace) -> int:
 
     import psycopg
 
-    from chaffee_assets.search import SearchOptions, search, snippets
+    from chaffee_assets.retrieval.embedder import EmbeddingModelError
+    from chaffee_assets.search import SearchOptions, configured_model, search, snippets
     from chaffee_assets.warehouse import WarehouseError, connect
     from chaffee_assets.warehouse.migrate import ensure_schema
 
+    model = args.model or configured_model()
     options = SearchOptions()
     if args.per_video is not None:
         options = SearchOptions(max_per_video=args.per_video or None)
@@ -89,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 args.query,
                 args.k,
                 args.mode,
-                model=args.model,
+                model=model,
                 published_from=args.published_from,
                 published_to=args.published_to,
                 video_ids=args.video_ids,
@@ -99,36 +106,75 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
                 return 0
+            if not hits:
+                print(no_matches_hint(conn, args, model))
+                return 0
             bold = sys.stdout.isatty()
             marks = ("\033[1m", "\033[0m") if bold else ("[", "]")
             texts = snippets(args.query, [h.text for h in hits], conn=conn, start=marks[0], stop=marks[1])
-    except (WarehouseError, ValueError) as exc:
+    except (WarehouseError, EmbeddingModelError, ValueError) as exc:
         return _fail(str(exc))
     except psycopg.Error as exc:
-        first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
-        return _fail(f"{first} (has `chaffee ingest` embedded segments with model {args.model}?)")
-    except OSError as exc:
-        return _fail(f"cannot load embedding model {args.model}: {exc}")
-    if not hits:
-        print("no matches (is anything embedded yet? try `--mode text`, or widen --from/--to)")
-        return 0
-    print(render(hits, texts))
+        return _fail(database_problem(exc, model))
+    print(render(hits, texts, query=args.query))
     return 0
 
 
-def render(hits, texts: list[str]) -> str:
-    """Hits grouped under their video, videos in order of their best hit."""
+def database_problem(exc: Exception, model: str) -> str:
+    """One line for a database error, with a hint only where the hint is true."""
+    diag = getattr(exc, "diag", None)
+    first = ((diag.message_primary if diag else None) or str(exc) or type(exc).__name__).strip()
+    first = first.splitlines()[0]
+    if "is not registered" in first:
+        return f"{first}: nothing has been embedded with {model} (run `chaffee ingest` with CHAFFEE_EMBEDDING_MODEL={model}, or search with --model of an embedded model)"
+    if "dimensions" in first:
+        return f"{first} (the warehouse holds {model} vectors of another size: was the model replaced?)"
+    return first
+
+
+def no_matches_hint(conn, args: argparse.Namespace, model: str) -> str:
+    """Why a search found nothing, from what the warehouse holds."""
+    from chaffee_assets.retrieval.embedder import canonical_model_name
+
+    segments, embedded = conn.execute(
+        "SELECT (SELECT count(*) FROM segments), (SELECT count(*) FROM segment_embeddings WHERE model = %s)",
+        (canonical_model_name(model),),
+    ).fetchone()
+    if segments == 0:
+        return "no matches: nothing is indexed yet (run `chaffee ingest`, or `chaffee demo` for the sample library)"
+    filters = args.published_from or args.published_to or args.video_ids
+    if args.mode == "text":
+        hint = "none of the query's words occur in the transcripts"
+        hint += "; widen --from/--to or drop --video" if filters else "; try other words or --mode hybrid"
+        return f"no matches: {hint}"
+    if embedded == 0:
+        return f"no matches: no segment is embedded with {model} yet (run `chaffee ingest`, or try --mode text)"
+    return "no matches in that range: widen --from/--to or drop --video" if filters else "no matches"
+
+
+def render(hits, texts: list[str], *, query: str | None = None) -> str:
+    """Hits grouped under their video, videos in order of their best hit.
+
+    When every hit is below the model's relevance floor, a first line says the library holds
+    nothing closely related, and each weak hit is marked.
+    """
+    from chaffee_assets.search import nothing_relevant
+
     order: dict[str, list[int]] = {}
     for i, hit in enumerate(hits):
         order.setdefault(hit.video_id, []).append(i)
     lines: list[str] = []
+    if nothing_relevant(hits):
+        about = f" about {query!r}" if query else ""
+        lines += [f"Nothing in the library is closely related{about}; the nearest moments are:", ""]
     for indexes in order.values():
         first = hits[indexes[0]]
         published = f" ({first.published_at:%Y-%m-%d})" if first.published_at else ""
         lines.append(f"{first.title}{published}")
         for i in indexes:
             hit = hits[i]
-            lines.append(f"  {clock(hit.start_s)}  {hit.link}")
+            weak = "  (weakly related)" if hit.weak else ""
+            lines.append(f"  {clock(hit.start_s)}  {hit.link}{weak}")
             lines.append(f"        {' '.join(texts[i].split())}")
         lines.append("")
     return "\n".join(lines).rstrip()

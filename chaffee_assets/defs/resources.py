@@ -110,20 +110,26 @@ class EmbeddingModelResource(dg.ConfigurableResource):
 
     model: str = DEFAULT_EMBEDDING_MODEL
     device: str | None = None  # None: CPU, or set "cuda"
+    backend: str | None = None  # onnx | onnx-int8 | torch; None: onnx on a CPU, torch on CUDA
     batch_size: int = 64
 
     def get(self) -> Embedder:
         """One loaded model per process and model name, shared by every asset and run in it."""
-        return _shared_embedder(self.model, self.device, self.batch_size)
+        return self.for_source(self.model)
+
+    def for_source(self, source: str) -> Embedder:
+        """Another registered model on the same device and backend (kept complete by every run)."""
+        return _shared_embedder(source, self.device, self.backend, self.batch_size)
 
 
 @cache
-def _shared_embedder(model: str, device: str | None, batch_size: int) -> Embedder:
-    return Embedder(model, device=device, batch_size=batch_size)
+def _shared_embedder(model: str, device: str | None, backend: str | None, batch_size: int) -> Embedder:
+    return Embedder(model, device=device, backend=backend, batch_size=batch_size)
 
 
 def embedding_model_from_env() -> EmbeddingModelResource:
     return EmbeddingModelResource(
         model=os.environ.get("CHAFFEE_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL),
         device=os.environ.get("CHAFFEE_EMBEDDING_DEVICE") or None,
+        backend=os.environ.get("CHAFFEE_EMBEDDING_BACKEND") or None,
     )

@@ -7,7 +7,10 @@ from chaffee_assets.defs.ingest_assets import transcripts
 from chaffee_assets.defs.partitions import partition_days, videos_backfill_policy, videos_daily_partition
 from chaffee_assets.defs.resources import EmbeddingModelResource, WarehouseResource
 from chaffee_assets.ingest import store as ingest_store
+from chaffee_assets.retrieval import store as retrieval_store
+from chaffee_assets.retrieval.embedder import EmbeddingModelError
 from chaffee_assets.retrieval.pipeline import embed_missing, segment_videos
+from chaffee_assets.retrieval.segmenter import SegmentParams
 
 RETRIEVAL_GROUP = "retrieval"
 
@@ -34,15 +37,12 @@ def _partition_video_ids(context: dg.AssetExecutionContext, warehouse: Warehouse
     "boundaries and fit the embedding model's input; rewritten per video in one transaction.",
 )
 def segments(
-    context: dg.AssetExecutionContext,
-    config: SegmentsConfig,
-    warehouse: WarehouseResource,
-    embedding_model: EmbeddingModelResource,
+    context: dg.AssetExecutionContext, config: SegmentsConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     video_ids = _partition_video_ids(context, warehouse)
-    embedder = embedding_model.get()
+    params = SegmentParams()
     with warehouse.session() as conn:
-        report = segment_videos(conn, video_ids, embedder, force=config.force)
+        report = segment_videos(conn, video_ids, params=params, force=config.force)
         total = conn.execute(
             "SELECT count(*) FROM segments WHERE video_id = ANY(%s)", (video_ids,)
         ).fetchone()[0]
@@ -54,7 +54,7 @@ def segments(
             "segments_written": dg.MetadataValue.int(report.segments_written),
             "segment_count": dg.MetadataValue.int(total),
             "longest_segment_tokens": dg.MetadataValue.int(report.longest_segment_tokens),
-            "model_token_limit": dg.MetadataValue.int(embedder.max_seq_length),
+            "token_limit": dg.MetadataValue.int(params.max_tokens),
         },
         check_results=check_results,
     )
@@ -77,6 +77,17 @@ def segment_embeddings(
     embedder = embedding_model.get()
     with warehouse.session() as conn:
         report = embed_missing(conn, video_ids, embedder)
+        # Every other registered model is kept complete too, so a re-cut video (a new transcript)
+        # stays searchable under a second model as well; one that cannot load here is reported.
+        others: dict[str, int | str] = {}
+        for model, source in retrieval_store.maintained_models(conn):
+            if model == report.model or not source:
+                continue
+            try:
+                others[model] = embed_missing(conn, video_ids, embedding_model.for_source(source)).segments_embedded
+            except EmbeddingModelError as exc:
+                context.log.warning(f"model {model} is registered but cannot load here: {exc}")
+                others[model] = f"not loaded: {exc}"
         check_results = [
             checks.embeddings_complete(conn, video_ids, report.model, report.dimensions),
             checks.golden_queries(conn, embedder),
@@ -87,6 +98,8 @@ def segment_embeddings(
             "model": report.model,
             "dimensions": dg.MetadataValue.int(report.dimensions),
             "seconds": dg.MetadataValue.float(round(report.seconds, 2)),
+            "backend": embedder.runtime_name,
+            "other_models": dg.MetadataValue.json(others),
         },
         check_results=check_results,
     )

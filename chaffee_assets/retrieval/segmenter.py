@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from chaffee_assets.ingest.cues import Cue
 
@@ -23,9 +24,11 @@ class SegmentParams:
     - `stride_s`: the next segment starts on the first cue at least this far after the previous
       start, so consecutive segments overlap by about half and an answer that straddles a
       boundary lies whole inside one of them. 30 s scored better than 20 s and 45 s.
-    - `max_tokens`: a hard cap in the embedding model's word pieces, counting its special tokens;
-      all-MiniLM-L6-v2 reads 256 and silently drops the rest. `reserve_tokens` keeps room for
-      the context prefix (the video title) that the embedder puts in front of the text.
+    - `max_tokens`: a hard cap in word pieces of the reference tokenizer (the default model's),
+      counting its special tokens: all-MiniLM-L6-v2 reads 256 and silently drops the rest.
+      Segments are cut once, for every model: a model that reads fewer pieces embeds a segment in
+      parts (`Embedder.encode_passages`), and the retrieval models worth using read 512.
+      `reserve_tokens` keeps room for a model's passage prompt ("passage: ", "search_document: ").
     """
 
     window_s: float = 60.0
@@ -55,6 +58,27 @@ class Segment:
     start_s: float
     end_s: float
     text: str
+
+
+@cache
+def reference_token_counter() -> TokenCounter:
+    """Word pieces under the default model's tokenizer (no special tokens): what segments fit.
+
+    The Rust `tokenizers` library on the packaged tokenizer file, so cutting segments needs
+    neither the model nor PyTorch.
+    """
+    from tokenizers import Tokenizer
+
+    from chaffee_assets.retrieval.embedder import default_model_path
+
+    tokenizer = Tokenizer.from_file(str(default_model_path() / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return count
 
 
 def approximate_token_count(text: str) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from chaffee_assets.retrieval.models import model_card
 from chaffee_assets.retrieval.segmenter import Segment
 
 _INDEX_PREFIX = "segment_embeddings_hnsw_"
@@ -27,6 +28,13 @@ def hnsw_index_name(model: str) -> str:
         digest = hashlib.sha1(model.encode()).hexdigest()[:10]
         name = f"{name[: _MAX_IDENTIFIER - 11]}_{digest}"
     return name
+
+
+def maintained_models(conn: psycopg.Connection) -> list[tuple[str, str | None]]:
+    """(model, source) of every registered model whose vectors are kept complete."""
+    return conn.execute(
+        "SELECT model, source FROM embedding_models WHERE maintained ORDER BY registered_at, model"
+    ).fetchall()
 
 
 def replace_segments(
@@ -79,16 +87,27 @@ def replace_segments(
         return [by_ordinal[s.ordinal] for s in segments]
 
 
-def register_model(conn: psycopg.Connection, model: str, dimensions: int) -> str:
+def register_model(
+    conn: psycopg.Connection, model: str, dimensions: int, *, source: str | None = None
+) -> str:
     """Record a model and create its partial HNSW index if missing; returns the index name.
 
-    Raises ValueError when the model is already registered with another dimension.
+    `source` is what loads the model (a name or a folder): it lets every run keep the vectors of
+    every registered model complete, not only the configured one's. The relevance floor of a
+    known model is recorded with it (`retrieval/models.py`). Raises ValueError when the model is
+    already registered with another dimension.
     """
     index = hnsw_index_name(model)
+    card = model_card(model)
     with conn.transaction():
         conn.execute(
-            "INSERT INTO embedding_models (model, dimensions) VALUES (%s, %s) ON CONFLICT (model) DO NOTHING",
-            (model, dimensions),
+            """
+            INSERT INTO embedding_models (model, dimensions, source, min_similarity) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (model) DO UPDATE SET
+                source = coalesce(EXCLUDED.source, embedding_models.source),
+                min_similarity = coalesce(embedding_models.min_similarity, EXCLUDED.min_similarity)
+            """,
+            (model, dimensions, source, card.min_similarity),
         )
         stored = conn.execute(
             "SELECT dimensions FROM embedding_models WHERE model = %s", (model,)
@@ -111,16 +130,15 @@ def register_model(conn: psycopg.Connection, model: str, dimensions: int) -> str
 
 def segments_missing_embeddings(
     conn: psycopg.Connection, model: str, video_ids: Sequence[str] | None = None
-) -> list[tuple[int, str, str]]:
-    """(segment_id, video title, text) of the segments with no vector under `model`.
+) -> list[tuple[int, str]]:
+    """(segment_id, text) of the segments with no vector under `model`.
 
     `video_ids=None` means every video.
     """
     return conn.execute(
         """
-        SELECT s.segment_id, v.title, s.text
+        SELECT s.segment_id, s.text
         FROM segments s
-        JOIN videos v USING (video_id)
         WHERE (%(ids)s::text[] IS NULL OR s.video_id = ANY(%(ids)s::text[]))
           AND NOT EXISTS (SELECT 1 FROM segment_embeddings e
                           WHERE e.segment_id = s.segment_id AND e.model = %(model)s)

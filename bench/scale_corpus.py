@@ -1,0 +1,115 @@
+"""A library of distinct text at channel-history scale, recombined from real transcripts.
+
+Embedding 200 000 windows on two CPU cores would take hours, and copies of one library with
+perturbed vectors (the old stress case) make every posting list and every HNSW neighbourhood a
+cluster of near-twins. So the library is recombined instead:
+
+- every video of both evaluation libraries is cut into ~20 s blocks (cue-aligned, ≤ 128 word
+  pieces) and each block is embedded once (cached on disk by exact text);
+- a synthetic video interleaves runs of 3–8 consecutive blocks drawn from three random source
+  videos, so its text is real speech in an order no real video has;
+- its windows are three consecutive blocks every two blocks (60 s windows, 40 s stride), and a
+  window's vector is the normalised sum of its blocks' vectors (a window of recombined text has
+  no embedding of its own to reuse; the sum keeps vectors distinct and realistically spread).
+
+Publish dates spread over 2015–2026, so date filters have something to select.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from eval_dev import EVAL, CachedEmbedder, read_cues  # noqa: E402
+
+from chaffee_assets.retrieval.segmenter import Segment, SegmentParams, segment_cues  # noqa: E402
+
+BLOCK_PARAMS = SegmentParams(window_s=20.0, stride_s=20.0, max_tokens=128, reserve_tokens=0)
+WINDOW_BLOCKS = 3
+STRIDE_BLOCKS = 2
+
+
+@dataclass(frozen=True)
+class Block:
+    text: str
+    seconds: float
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class SyntheticVideo:
+    video_id: str
+    title: str
+    published_at: datetime
+    segments: list[Segment]
+    vectors: np.ndarray  # one row per segment
+
+
+def source_blocks(embedder: CachedEmbedder) -> list[list[Block]]:
+    """Each real video of both evaluation libraries as its sequence of embedded ~20 s blocks."""
+    videos: list[list[tuple[str, float]]] = []
+    for library in ("huberman_dev", "huberman_chapters"):
+        folder = EVAL / library / "library"
+        for info in sorted(folder.glob("*.info.json")):
+            vid = info.name.removesuffix(".info.json")
+            caption = next(p for p in folder.iterdir() if p.name.startswith(f"{vid}.en."))
+            cut = segment_cues(read_cues(caption), BLOCK_PARAMS, embedder.count_tokens)
+            videos.append([(s.text, max(s.end_s - s.start_s, 1.0)) for s in cut])
+    texts = [text for video in videos for text, _ in video]
+    vectors = iter(embedder.encode(texts))
+    return [[Block(text, seconds, next(vectors)) for text, seconds in video] for video in videos]
+
+
+def synthetic_videos(
+    sources: list[list[Block]], target_segments: int, seed: int = 7
+) -> Iterator[SyntheticVideo]:
+    """Recombined videos until `target_segments` windows exist."""
+    rng = random.Random(seed)
+    first_day = datetime(2015, 1, 1, tzinfo=UTC)
+    span_days = (datetime(2026, 11, 30, tzinfo=UTC) - first_day).days
+    made = 0
+    number = 0
+    while made < target_segments:
+        number += 1
+        picked = rng.sample([s for s in sources if len(s) >= 8], 3)
+        cursors = [rng.randrange(len(s)) for s in picked]
+        blocks: list[Block] = []
+        length = rng.randint(60, 180)  # 20–60 minutes
+        while len(blocks) < length:
+            k = rng.randrange(3)
+            run = rng.randint(3, 8)
+            source = picked[k]
+            for _ in range(run):
+                blocks.append(source[cursors[k] % len(source)])
+                cursors[k] += 1
+        segments: list[Segment] = []
+        vectors: list[np.ndarray] = []
+        clock = [0.0]
+        for block in blocks:
+            clock.append(clock[-1] + block.seconds)
+        for i in range(0, len(blocks) - WINDOW_BLOCKS + 1, STRIDE_BLOCKS):
+            part = blocks[i : i + WINDOW_BLOCKS]
+            vec = np.sum([b.vector for b in part], axis=0)
+            segments.append(
+                Segment(len(segments), clock[i], clock[i + WINDOW_BLOCKS], " ".join(b.text for b in part))
+            )
+            vectors.append(vec / np.linalg.norm(vec))
+        published = first_day + timedelta(days=rng.randrange(span_days), seconds=rng.randrange(86_400))
+        made += len(segments)
+        yield SyntheticVideo(
+            f"scale{number:05d}",
+            f"Recombined talk {number}",
+            published,
+            segments,
+            np.stack(vectors).astype(np.float32),
+        )
