@@ -34,7 +34,8 @@ def test_definitions_load_and_validate():
 def test_dagster_yaml_yields_a_postgres_instance_on_the_embedded_server(chaffee_home: Path, monkeypatch):
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-    from chaffee_assets.dagster_instance import GPU_POOL, project_instance
+    from chaffee_assets.dagster_instance import project_instance
+    from chaffee_assets.defs.pools import GPU_POOL
 
     for key in ("DAGSTER_HOME", "CHAFFEE_DAGSTER_PG_URL", "CHAFFEE_DAGSTER_ARTIFACTS_DIR",
                 "CHAFFEE_DAGSTER_COMPUTE_LOGS_DIR", "DATABASE_URL"):  # fmt: skip
