@@ -29,7 +29,11 @@ def test_defaults_are_the_documented_ones():
     assert config.daily_budget_usd == 5.0 and config.local_after_days == 7
     assert config.daily_schedule_cron == "30 6 * * *" and config.schedule_timezone == "UTC"
     assert config.retry_partitions_per_tick == 14
-    assert (config.feed_sensor_interval_s, config.feed_first_tick_days, config.feed_timeout_s) == (900, 2, 20.0)
+    assert (config.feed_sensor_interval_s, config.feed_first_tick_days, config.feed_timeout_s) == (
+        900,
+        2,
+        20.0,
+    )
     assert config.embedding_model == "all-MiniLM-L6-v2" and config.library_dir is None
     assert config.channel_id == "UCzoRyR_nlesKZuOlEjWRXQQ" and config.golden_queries is None
 

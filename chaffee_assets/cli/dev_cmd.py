@@ -60,6 +60,16 @@ def _dev(args: argparse.Namespace) -> int:
     finally:
         if process.poll() is None:
             _stop(process)
+        _forget_daemon()
+
+
+def _forget_daemon() -> None:
+    """The daemon is gone: without its last heartbeat, `chaffee ingest` does not wait for it."""
+    with contextlib.suppress(Exception):  # best effort on the way out; the heartbeat ages out anyway
+        from chaffee_assets.dagster_instance import project_instance
+
+        with project_instance() as instance:
+            instance.wipe_daemon_heartbeats()
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
