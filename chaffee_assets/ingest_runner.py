@@ -124,6 +124,7 @@ class IngestReport:
     runs: list[RunOutcome] = field(default_factory=list)
     skipped_days: list[date] = field(default_factory=list)  # before the partition calendar starts
     check_evaluations: list[dg.AssetCheckEvaluation] = field(default_factory=list)
+    problem: str | None = None  # the backfill ended without completing (daemon error, cancelled)
 
     @property
     def failed_checks(self) -> list[dg.AssetCheckEvaluation]:
@@ -261,15 +262,18 @@ def _through_backfill(instance, job: _IngestJob, ranges, run_config, tags, watch
     follower = _BackfillFollower(instance, backfill.backfill_id, report, watcher)
     started = time.monotonic()
     while True:
-        follower.poll()
+        # The status first: every run the backfill made before it ended is then seen by the poll.
         current = instance.get_backfill(backfill.backfill_id)
+        follower.poll()
         if current.status not in (
             BulkActionStatus.REQUESTED,
             BulkActionStatus.CANCELING,
             BulkActionStatus.FAILING,
         ):
             if follower.all_finished():
-                follower.poll()  # the last events of the last run
+                if current.status not in (BulkActionStatus.COMPLETED_SUCCESS, BulkActionStatus.COMPLETED):
+                    reason = f": {_first_line(current.error.message)}" if current.error else ""
+                    report.problem = f"backfill {backfill.backfill_id} ended {current.status.value}{reason}"
                 return report
         elif not follower.seen_any() and time.monotonic() - started > BACKFILL_PICKUP_TIMEOUT_S:
             instance.update_backfill(current.with_status(BulkActionStatus.CANCELED))
@@ -321,6 +325,10 @@ class _BackfillFollower:
                 self._report.runs.append(RunOutcome(run.run_id, self._ranges[run.run_id], ok))
                 if self._watcher:
                     self._watcher.run_finished(run.run_id, self._ranges[run.run_id], ok)
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no message"])[0]
 
 
 def _observe(report: IngestReport, watcher: RunWatcher | None, run_id: str, event: dg.DagsterEvent) -> None:

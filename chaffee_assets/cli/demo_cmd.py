@@ -47,8 +47,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"ingesting {SAMPLE_LIBRARY} ({sum(videos_by_day.values())} videos) through Dagster …", flush=True)
     run_config = {"resources": {"video_source": {"config": source_config}}}
     report = run_ingest(days, videos_by_day, run_config, MAX_PARTITIONS_PER_RUN)
-    if report.failed:
-        print("ingest failed; see the runs with `make dev`", file=sys.stderr)
+    if report.failed or report.problem:
+        print(f"ingest failed ({report.problem or 'see the runs with `make dev`'})", file=sys.stderr)
         return 1
     # The sample library carries its own golden queries, so the demo's checks include them.
     print_checks(report, golden_queries_path(settings(), SAMPLE_LIBRARY))

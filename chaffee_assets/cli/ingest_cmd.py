@@ -94,7 +94,9 @@ def _ingest(args: argparse.Namespace) -> int:
         )
     _print_summary(days[0], days[-1])
     print_checks(report, golden)
-    return 1 if report.failed else 0
+    if report.problem:
+        print(f"error: {report.problem} (see it under Overview → Backfills in the UI)", file=sys.stderr)
+    return 1 if report.failed or report.problem else 0
 
 
 def run_ingest(days, videos_by_day, run_config: dict, days_per_run: int, *, use_daemon: bool = True):
