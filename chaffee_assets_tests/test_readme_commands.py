@@ -32,7 +32,16 @@ from chaffee_assets.settings import PROJECT_ROOT
 
 CHAFFEE = str(Path(sys.executable).parent / "chaffee")
 # Runtime files Dagster writes into its home; none may appear in the checkout.
-DAGSTER_RUNTIME_NAMES = (".nux", ".telemetry", "history", "storage", "logs", "schedules", "compute_logs")
+DAGSTER_RUNTIME_NAMES = (
+    ".nux",
+    ".telemetry",
+    ".logs_queue",
+    "history",
+    "storage",
+    "logs",
+    "schedules",
+    "compute_logs",
+)
 REEXECUTE = """
 mutation ($parentRunId: String!) {
   launchRunReexecution(reexecutionParams: {parentRunId: $parentRunId, strategy: ALL_STEPS}) {
