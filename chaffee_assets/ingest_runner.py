@@ -1,9 +1,9 @@
-"""Running the code location's `ingest_job` for the days that have videos, on behalf of a terminal command.
+"""Materialising the four assets for the days that have videos, on behalf of a terminal command.
 
-`chaffee ingest` and `chaffee demo` use this. Their runs are ordinary runs of `ingest_job` in the
-`chaffee_assets` code location, so the UI lists them with the others and can re-execute them. The days
-are grouped into ranges of at most `MAX_PARTITIONS_PER_RUN` (the assets' backfill policy), each range
-starting on a day with videos: empty days inside a range cost nothing, an extra run costs seconds.
+`chaffee ingest` and `chaffee demo` use this. Their runs belong to the `chaffee_assets` code location,
+so the UI lists them with the others and can re-execute them. The days are grouped into ranges of at
+most `MAX_PARTITIONS_PER_RUN` (the assets' backfill policy), each range starting on a day with videos:
+empty days inside a range cost nothing, an extra run costs seconds.
 
 Two paths:
 - **a daemon is running** on the instance (`chaffee dev` is up): one asset backfill is submitted
@@ -212,7 +212,7 @@ class _IngestJob:
 def _in_process(instance, job: _IngestJob, ranges, run_config, tags, watcher) -> IngestReport:
     from dagster._core.execution.api import execute_run_iterator
 
-    report = IngestReport(how="in this process (no Dagster daemon is running)")
+    report = IngestReport(how="in this process")
     for day_range in ranges:
         run = instance.create_run_for_job(
             job_def=job.definition,
