@@ -34,6 +34,10 @@ def build_resources(video_source: VideoSourceResource | None = None) -> dict[str
 defs = dg.Definitions(
     assets=INGEST_ASSETS,
     jobs=[ingest_job],
+    # A run's steps depend on each other (videos → transcripts → segments → embeddings), so they never
+    # run side by side: one process per run sets up the embedding model and connections once, where
+    # the default executor would start a process, and load torch, for every step.
+    executor=dg.in_process_executor,
     schedules=[daily_ingest_schedule],
     sensors=[channel_feed_sensor],
     resources=build_resources(),

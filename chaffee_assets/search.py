@@ -6,7 +6,6 @@ re-ranked by a cross-encoder (`CHAFFEE_RERANKER`) over the best fused candidates
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL
+from chaffee_assets.settings import settings
 from chaffee_assets.warehouse import connect
 
 if TYPE_CHECKING:
@@ -28,12 +27,12 @@ DEFAULT_MODE = "hybrid"
 
 def configured_model() -> str:
     """The embedding model searches use: `CHAFFEE_EMBEDDING_MODEL`, else the packaged MiniLM."""
-    return os.environ.get("CHAFFEE_EMBEDDING_MODEL") or DEFAULT_EMBEDDING_MODEL
+    return settings().embedding_model
 
 
 def configured_reranker() -> str | None:
     """The cross-encoder that re-ranks the fused candidates (`CHAFFEE_RERANKER`), or None."""
-    return os.environ.get("CHAFFEE_RERANKER") or None
+    return settings().reranker
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +108,8 @@ def embedder_for(model: str) -> Embedder:
     """One embedder per model per process (loading costs seconds; the web server keeps it)."""
     from chaffee_assets.retrieval.embedder import Embedder
 
-    return Embedder(model, backend=os.environ.get("CHAFFEE_EMBEDDING_BACKEND") or None)
+    config = settings()
+    return Embedder(model, device=config.embedding_device, backend=config.embedding_backend)
 
 
 @cache

@@ -1,14 +1,41 @@
-"""Where the project keeps its state, read from the environment with documented defaults."""
+"""Every setting of the project, read from the environment in one place, typed and checked.
+
+`settings()` is the accessor: it parses the documented variables (README, *Configuration*) into a
+frozen `Settings`, and parses again only when one of them changes, so every caller sees the same
+values without each module reading `os.environ` on its own. A malformed value raises `SettingsError`
+with one line naming the variable; every `chaffee` command prints it as `error: …`.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date
+from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHANNEL_URL = "https://www.youtube.com/@anthonychaffeemd"
 DEFAULT_CHANNEL_ID = "UCzoRyR_nlesKZuOlEjWRXQQ"
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# Must be no later than the channel's first upload: a later start silently hides the oldest videos,
+# while an earlier one only adds empty days.
+DEFAULT_START_DATE = date(2015, 1, 1)
+DEFAULT_DAILY_BUDGET_USD = 5.00
+DEFAULT_LOCAL_AFTER_DAYS = 7
+DEFAULT_DAILY_CRON = "30 6 * * *"
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_RETRY_PARTITIONS_PER_TICK = 14
+DEFAULT_FEED_SENSOR_INTERVAL_S = 15 * 60
+DEFAULT_FEED_FIRST_TICK_DAYS = 2
+DEFAULT_FEED_TIMEOUT_S = 20.0
+DEFAULT_YOUTUBE_REQUEST_INTERVAL_S = 2.0
+# The file a library folder may hold with questions whose answers it contains (see golden_queries.py).
+GOLDEN_QUERIES_FILE_NAME = "golden_queries.jsonl"
 
 
 class SettingsError(ValueError):
@@ -19,15 +46,208 @@ class SettingsError(ValueError):
     """
 
 
-def chaffee_home() -> Path:
-    """The project-local folder for the embedded database and Dagster's local files.
+@dataclass(frozen=True)
+class Settings:
+    """The project's configuration. Field metadata names the environment variable each comes from."""
 
-    `CHAFFEE_HOME` overrides it; otherwise `.chaffee/` beside `pyproject.toml` in a source checkout,
-    or in the working directory for an installed package.
+    home: Path = field(metadata={"env": "CHAFFEE_HOME"})
+    database_url: str | None = field(default=None, repr=False, metadata={"env": "DATABASE_URL"})
+    dagster_pg_url: str | None = field(default=None, repr=False, metadata={"env": "DAGSTER_PG_URL"})
+    library_dir: Path | None = field(default=None, metadata={"env": "CHAFFEE_LIBRARY_DIR"})
+    channel_url: str = field(default=DEFAULT_CHANNEL_URL, metadata={"env": "CHAFFEE_CHANNEL_URL"})
+    channel_id: str | None = field(default=DEFAULT_CHANNEL_ID, metadata={"env": "CHAFFEE_CHANNEL_ID"})
+    youtube_api_key: str | None = field(default=None, repr=False, metadata={"env": "YOUTUBE_API_KEY"})
+    youtube_proxy: str | None = field(default=None, repr=False, metadata={"env": "CHAFFEE_YOUTUBE_PROXY"})
+    youtube_cookies: Path | None = field(default=None, metadata={"env": "CHAFFEE_YOUTUBE_COOKIES"})
+    youtube_request_interval_s: float = field(
+        default=DEFAULT_YOUTUBE_REQUEST_INTERVAL_S, metadata={"env": "CHAFFEE_YOUTUBE_REQUEST_INTERVAL_S"}
+    )
+    start_date: date = field(default=DEFAULT_START_DATE, metadata={"env": "CHAFFEE_START_DATE"})
+    openai_api_key: str | None = field(default=None, repr=False, metadata={"env": "OPENAI_API_KEY"})
+    openai_base_url: str | None = field(default=None, metadata={"env": "OPENAI_BASE_URL"})
+    daily_budget_usd: float = field(
+        default=DEFAULT_DAILY_BUDGET_USD, metadata={"env": "CHAFFEE_DAILY_BUDGET_USD"}
+    )
+    local_after_days: int = field(
+        default=DEFAULT_LOCAL_AFTER_DAYS, metadata={"env": "CHAFFEE_LOCAL_AFTER_DAYS"}
+    )
+    whisper_model: str | None = field(default=None, metadata={"env": "CHAFFEE_WHISPER_MODEL"})
+    whisper_device: str = field(default="auto", metadata={"env": "CHAFFEE_WHISPER_DEVICE"})
+    whisper_compute_type: str | None = field(default=None, metadata={"env": "CHAFFEE_WHISPER_COMPUTE_TYPE"})
+    whisper_batch_size: int | None = field(default=None, metadata={"env": "CHAFFEE_WHISPER_BATCH_SIZE"})
+    embedding_model: str = field(default=DEFAULT_EMBEDDING_MODEL, metadata={"env": "CHAFFEE_EMBEDDING_MODEL"})
+    embedding_device: str | None = field(default=None, metadata={"env": "CHAFFEE_EMBEDDING_DEVICE"})
+    embedding_backend: str | None = field(default=None, metadata={"env": "CHAFFEE_EMBEDDING_BACKEND"})
+    reranker: str | None = field(default=None, metadata={"env": "CHAFFEE_RERANKER"})
+    daily_schedule_cron: str = field(
+        default=DEFAULT_DAILY_CRON, metadata={"env": "CHAFFEE_DAILY_SCHEDULE_CRON"}
+    )
+    schedule_timezone: str = field(default=DEFAULT_TIMEZONE, metadata={"env": "CHAFFEE_SCHEDULE_TIMEZONE"})
+    retry_partitions_per_tick: int = field(
+        default=DEFAULT_RETRY_PARTITIONS_PER_TICK, metadata={"env": "CHAFFEE_RETRY_PARTITIONS_PER_TICK"}
+    )
+    feed_sensor_interval_s: int = field(
+        default=DEFAULT_FEED_SENSOR_INTERVAL_S, metadata={"env": "CHAFFEE_FEED_SENSOR_INTERVAL_S"}
+    )
+    feed_first_tick_days: int = field(
+        default=DEFAULT_FEED_FIRST_TICK_DAYS, metadata={"env": "CHAFFEE_FEED_FIRST_TICK_DAYS"}
+    )
+    feed_timeout_s: float = field(default=DEFAULT_FEED_TIMEOUT_S, metadata={"env": "CHAFFEE_FEED_TIMEOUT_S"})
+    golden_queries: Path | None = field(default=None, metadata={"env": "CHAFFEE_GOLDEN_QUERIES"})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse the variables in `environ` (default: the process environment); unset or empty → default."""
+        env = _Reader(os.environ if environ is None else environ)
+        return cls(
+            home=env.get("CHAFFEE_HOME", _path) or _default_home(),
+            database_url=env.get("DATABASE_URL", str),
+            dagster_pg_url=env.get("DAGSTER_PG_URL", str),
+            library_dir=env.get("CHAFFEE_LIBRARY_DIR", _path),
+            channel_url=env.get("CHAFFEE_CHANNEL_URL", str) or DEFAULT_CHANNEL_URL,
+            channel_id=env.get("CHAFFEE_CHANNEL_ID", str, default=DEFAULT_CHANNEL_ID),
+            youtube_api_key=env.get("YOUTUBE_API_KEY", str),
+            youtube_proxy=env.get("CHAFFEE_YOUTUBE_PROXY", str),
+            youtube_cookies=env.get("CHAFFEE_YOUTUBE_COOKIES", _path),
+            youtube_request_interval_s=env.get(
+                "CHAFFEE_YOUTUBE_REQUEST_INTERVAL_S", _amount, DEFAULT_YOUTUBE_REQUEST_INTERVAL_S
+            ),
+            start_date=env.get("CHAFFEE_START_DATE", _iso_date, DEFAULT_START_DATE),
+            openai_api_key=env.get("OPENAI_API_KEY", str),
+            openai_base_url=env.get("OPENAI_BASE_URL", str),
+            daily_budget_usd=env.get("CHAFFEE_DAILY_BUDGET_USD", _amount, DEFAULT_DAILY_BUDGET_USD),
+            local_after_days=env.get("CHAFFEE_LOCAL_AFTER_DAYS", _count, DEFAULT_LOCAL_AFTER_DAYS),
+            whisper_model=env.get("CHAFFEE_WHISPER_MODEL", str),
+            whisper_device=env.get("CHAFFEE_WHISPER_DEVICE", str, "auto"),
+            whisper_compute_type=env.get("CHAFFEE_WHISPER_COMPUTE_TYPE", str),
+            whisper_batch_size=env.get("CHAFFEE_WHISPER_BATCH_SIZE", _count) or None,  # 0: the device default
+            embedding_model=env.get("CHAFFEE_EMBEDDING_MODEL", str) or DEFAULT_EMBEDDING_MODEL,
+            embedding_device=env.get("CHAFFEE_EMBEDDING_DEVICE", str),
+            embedding_backend=env.get("CHAFFEE_EMBEDDING_BACKEND", _embedding_backend),
+            reranker=env.get("CHAFFEE_RERANKER", str),
+            daily_schedule_cron=env.get("CHAFFEE_DAILY_SCHEDULE_CRON", _cron, DEFAULT_DAILY_CRON),
+            schedule_timezone=env.get("CHAFFEE_SCHEDULE_TIMEZONE", _timezone, DEFAULT_TIMEZONE),
+            retry_partitions_per_tick=env.get(
+                "CHAFFEE_RETRY_PARTITIONS_PER_TICK", _count, DEFAULT_RETRY_PARTITIONS_PER_TICK
+            ),
+            feed_sensor_interval_s=env.get(
+                "CHAFFEE_FEED_SENSOR_INTERVAL_S", _positive_int, DEFAULT_FEED_SENSOR_INTERVAL_S
+            ),
+            feed_first_tick_days=env.get(
+                "CHAFFEE_FEED_FIRST_TICK_DAYS", _count, DEFAULT_FEED_FIRST_TICK_DAYS
+            ),
+            feed_timeout_s=env.get("CHAFFEE_FEED_TIMEOUT_S", _positive_float, DEFAULT_FEED_TIMEOUT_S),
+            golden_queries=env.get("CHAFFEE_GOLDEN_QUERIES", _path),
+        )
+
+
+def settings() -> Settings:
+    """The current settings (parsed once per distinct environment; raises `SettingsError`)."""
+    return _parsed(tuple((name, os.environ.get(name)) for name in ENVIRONMENT_VARIABLES))
+
+
+@lru_cache(maxsize=8)
+def _parsed(values: tuple[tuple[str, str | None], ...]) -> Settings:
+    return Settings.from_env({name: value for name, value in values if value is not None})
+
+
+def chaffee_home() -> Path:
+    """The project-local folder for the embedded database and Dagster's files (`CHAFFEE_HOME`).
+
+    Unset: `.chaffee/` beside `pyproject.toml` in a source checkout, or in the working directory for an
+    installed package.
     """
-    configured = os.environ.get("CHAFFEE_HOME")
-    if configured:
-        return Path(configured).expanduser().resolve()
+    return settings().home
+
+
+def _default_home() -> Path:
     if (PROJECT_ROOT / "pyproject.toml").exists():
         return PROJECT_ROOT / ".chaffee"
     return Path.cwd() / ".chaffee"
+
+
+T = TypeVar("T")
+
+
+class _Rejected(ValueError):
+    """The value cannot be used; the message says what the setting accepts."""
+
+
+class _Reader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, parse: Callable[[str], T], default: T | None = None) -> T | None:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return parse(raw)
+        except _Rejected as exc:
+            raise SettingsError(f"{name}={raw!r} {exc}") from None
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser().resolve()
+
+
+def _iso_date(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise _Rejected("is not a date (YYYY-MM-DD)") from None
+
+
+def _number(
+    kind: type[T], *, above: float | None = None, at_least: float | None = None
+) -> Callable[[str], T]:
+    noun = "a whole number" if kind is int else "a number"
+
+    def parse(raw: str) -> T:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise _Rejected(f"is not {noun}") from None
+        if above is not None and not value > above:
+            raise _Rejected(f"must be {noun} above {above:g}")
+        if at_least is not None and not value >= at_least:
+            raise _Rejected(f"must be {noun} of at least {at_least:g}")
+        return value
+
+    return parse
+
+
+_count = _number(int, at_least=0)
+_positive_int = _number(int, above=0)
+_amount = _number(float, at_least=0)
+_positive_float = _number(float, above=0)
+
+
+EMBEDDING_BACKENDS = ("onnx", "onnx-int8", "torch")
+
+
+def _embedding_backend(raw: str) -> str:
+    if raw not in EMBEDDING_BACKENDS:
+        raise _Rejected(f"is not one of {', '.join(EMBEDDING_BACKENDS)}")
+    return raw
+
+
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+
+
+def _cron(raw: str) -> str:
+    parts = raw.split()
+    if len(parts) != 5 or not all(_CRON_FIELD.match(part) for part in parts):
+        raise _Rejected("is not a cron expression of five fields (minute hour day month weekday)")
+    return " ".join(parts)
+
+
+def _timezone(raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Rejected("is not an IANA time zone such as UTC or Europe/London") from None
+    return raw
+
+
+ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(f.metadata["env"] for f in fields(Settings))

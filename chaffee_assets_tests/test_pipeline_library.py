@@ -13,13 +13,13 @@ import psycopg
 import pytest
 
 from chaffee_assets.definitions import INGEST_ASSETS, build_resources
-from chaffee_assets.defs.resources import VideoSourceResource
+from chaffee_assets.defs.resources import VideoSourceResource, video_source_config
 from chaffee_assets.ingest.library import LibrarySource
-from chaffee_assets.ingest_runner import materialize_days
+from chaffee_assets.ingest_runner import ingest_days
 from chaffee_assets.retrieval.embedder import Embedder, default_model_path, document_text
 from chaffee_assets.retrieval.pipeline import embed_missing
 from chaffee_assets.search import search
-from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL
+from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL, settings
 
 from .conftest import _fresh_database, shared_path
 
@@ -42,10 +42,12 @@ def _snapshot(url: str) -> dict[str, object]:
 
 
 def _ingest(library: Path, days: list[date]) -> list[dg.AssetCheckEvaluation]:
-    resources = build_resources(video_source=VideoSourceResource(library_dir=str(library)))
+    source = video_source_config(settings(), library_dir=str(library))
     # A test instance, entered: Dagster resolves definitions-state storage through the current one.
     with dg.instance_for_test() as instance:
-        report = materialize_days(INGEST_ASSETS, resources, days, instance=instance)
+        report = ingest_days(
+            days, instance=instance, run_config={"resources": {"video_source": {"config": source}}}
+        )
     assert not report.failed, f"runs failed for {report.failed}"
     return report.check_evaluations
 

@@ -169,3 +169,47 @@ def test_the_embedded_server_keeps_its_data_across_restarts(tmp_path: Path):
         assert out.stdout.decode().strip() == "42"
     finally:
         subprocess.run(stop, env=env, timeout=60)
+
+
+def test_an_applied_migration_that_changed_is_refused_naming_the_file(
+    empty_database_url: str, tmp_path, monkeypatch
+):
+    from chaffee_assets.warehouse import migrate
+
+    upgrade(empty_database_url)
+    edited = tmp_path / "migrations"
+    edited.mkdir()
+    for migration in available_migrations():
+        (edited / migration.path.name).write_bytes(migration.path.read_bytes())
+    first = sorted(edited.iterdir())[0]
+    first.write_text(first.read_text() + "\n-- an edit after the fact\n")
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", edited)
+    with pytest.raises(WarehouseError) as excinfo:
+        upgrade(empty_database_url)
+    message = str(excinfo.value)
+    assert message.startswith(f"migration {first.name} changed after it was applied")
+    assert "new numbered migration" in message and "\n" not in message
+
+
+def test_a_line_ending_conversion_is_not_a_change(tmp_path):
+    from chaffee_assets.warehouse.migrate import Migration
+
+    unix, windows = tmp_path / "0001_a.sql", tmp_path / "0002_a.sql"
+    unix.write_bytes(b"CREATE TABLE t (x int);\nSELECT 1;\n")
+    windows.write_bytes(b"CREATE TABLE t (x int);\r\nSELECT 1;\r\n")
+    assert Migration(1, "a", unix).checksum == Migration(2, "a", windows).checksum
+
+
+def test_chaffee_db_upgrade_and_status_report_a_changed_migration(warehouse_url: str):
+    first = available_migrations()[0]
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'recorded-before-an-edit' WHERE version = %s",
+                     (first.version,))  # fmt: skip
+    env = {**os.environ, "DATABASE_URL": warehouse_url}
+    upgraded = _run_chaffee("db", "upgrade", env=env)
+    assert upgraded.returncode == 2
+    assert upgraded.stderr.startswith(f"error: migration {first.path.name} changed after it was applied")
+    assert len(upgraded.stderr.strip().splitlines()) == 1
+    status = _run_chaffee("db", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert f"{first.path.name}" in status.stdout and "CHANGED since it was applied" in status.stdout

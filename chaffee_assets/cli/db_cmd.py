@@ -65,7 +65,7 @@ def _status(args: argparse.Namespace) -> int:
         has_migrations = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
         applied = (
             conn.execute(
-                "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
+                "SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version"
             ).fetchall()
             if has_migrations
             else []
@@ -77,10 +77,15 @@ def _status(args: argparse.Namespace) -> int:
         print(
             f"pgvector:   {vector[0] if vector else 'not installed in this database (run: chaffee db upgrade)'}"
         )
-        applied_versions = {row[0] for row in applied}
+        checksums = {row[0]: row[1] for row in applied}
         print("migrations:")
         for migration in available_migrations():
-            mark = "applied" if migration.version in applied_versions else "PENDING"
+            if migration.version not in checksums:
+                mark = "PENDING"
+            elif checksums[migration.version] != migration.checksum:
+                mark = "CHANGED since it was applied (ship schema changes as a new numbered file)"
+            else:
+                mark = "applied"
             print(f"  {migration.path.name:<32} {mark}")
         if applied:
             print("rows:")

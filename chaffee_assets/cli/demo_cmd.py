@@ -31,14 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     import sys
+    from collections import Counter
 
+    from chaffee_assets.cli.ingest_cmd import print_checks, run_ingest
     from chaffee_assets.cli.search_cmd import render
-    from chaffee_assets.dagster_instance import project_instance
-    from chaffee_assets.definitions import INGEST_ASSETS, build_resources
     from chaffee_assets.defs.checks import SAMPLE_LIBRARY
-    from chaffee_assets.defs.resources import VideoSourceResource
-    from chaffee_assets.ingest_runner import materialize_days
+    from chaffee_assets.defs.partitions import MAX_PARTITIONS_PER_RUN
+    from chaffee_assets.defs.resources import VideoSourceResource, video_source_config
+    from chaffee_assets.golden_queries import golden_queries_path
     from chaffee_assets.search import search, snippets
+    from chaffee_assets.settings import settings
     from chaffee_assets.warehouse import connect
     from chaffee_assets.warehouse.migrate import upgrade
     from chaffee_assets.warehouse.server import redact, warehouse_url
@@ -49,22 +51,18 @@ def _demo(args: argparse.Namespace) -> int:
         require_free_port("127.0.0.1", args.port)  # before the ingest, not after it
     upgrade()
     print(f"warehouse: {redact(warehouse_url())}")
-    source = VideoSourceResource(library_dir=str(SAMPLE_LIBRARY))
-    days = sorted(source.get().publish_dates())
-    print(f"ingesting {SAMPLE_LIBRARY} ({len(days)} videos) through Dagster …", flush=True)
-    with project_instance() as instance:
-        report = materialize_days(
-            INGEST_ASSETS,
-            build_resources(video_source=source),
-            days,
-            instance=instance,
-            on_progress=lambda i, n, r, ok: print(
-                f"  run {i}/{n} {r}: {'ok' if ok else 'FAILED'}", flush=True
-            ),
-        )
-    if report.failed:
-        print("ingest failed; see the runs with `make dev`", file=sys.stderr)
+    source_config = video_source_config(settings(), library_dir=str(SAMPLE_LIBRARY))
+    source = VideoSourceResource(**source_config).get()
+    days = sorted(source.publish_dates())
+    videos_by_day = Counter({day: len(source.videos_published_on(day)) for day in days})
+    print(f"ingesting {SAMPLE_LIBRARY} ({sum(videos_by_day.values())} videos) through Dagster …", flush=True)
+    run_config = {"resources": {"video_source": {"config": source_config}}}
+    report = run_ingest(days, videos_by_day, run_config, MAX_PARTITIONS_PER_RUN)
+    if report.failed or report.problem:
+        print(f"ingest failed ({report.problem or 'see the runs with `make dev`'})", file=sys.stderr)
         return 1
+    # The sample library carries its own golden queries, so the demo's checks include them.
+    print_checks(report, golden_queries_path(settings(), SAMPLE_LIBRARY))
     with connect(autocommit=True) as conn:
         for question in DEMO_QUESTIONS:
             hits = search(question, k=args.k, conn=conn)

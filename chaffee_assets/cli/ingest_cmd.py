@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from datetime import date
 
 
@@ -13,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ingest",
         help="ingest a local library or the channel through Dagster (runs appear in the UI)",
         description="Materialise videos → transcripts → segments → embeddings for every day in range "
-        "that has videos, one Dagster run per range of days, then print a summary.",
+        "that has videos, as runs of the code location's ingest_job, then print a summary. With a "
+        "Dagster daemon running (chaffee dev) the days go to it as one backfill; otherwise the runs "
+        "execute in this process. Either way the UI lists the runs and can re-execute them.",
     )
     where = ingest.add_mutually_exclusive_group()
     where.add_argument("--library", metavar="DIR", help="a folder laid out as yt-dlp writes it")
@@ -27,60 +30,62 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="replace current transcripts even when the new one is not better")  # fmt: skip
     ingest.add_argument("--asr-engine", choices=("local_whisper", "openai"),
                         help="force the speech-recognition engine for videos without captions")  # fmt: skip
-    ingest.add_argument("--days-per-run", type=int, default=366, metavar="N",
-                        help="longest span of days one run covers (default 366)")  # fmt: skip
+    ingest.add_argument("--days-per-run", type=int, metavar="N",
+                        help="longest span of days one run covers (default, and the most allowed: the "
+                        "assets' backfill policy)")  # fmt: skip
+    ingest.add_argument("--in-process", action="store_true",
+                        help="run in this process even when a Dagster daemon is running")  # fmt: skip
     ingest.set_defaults(handler=_ingest)
 
 
 def _ingest(args: argparse.Namespace) -> int:
     from chaffee_assets.cli.main import UserError
-    from chaffee_assets.dagster_instance import project_instance
-    from chaffee_assets.definitions import INGEST_ASSETS, build_resources
-    from chaffee_assets.defs.resources import VideoSourceResource, video_source_from_env
-    from chaffee_assets.ingest_runner import days_between, materialize_days
+    from chaffee_assets.defs.partitions import MAX_PARTITIONS_PER_RUN
+    from chaffee_assets.defs.resources import VideoSourceResource, video_source_config
+    from chaffee_assets.golden_queries import GoldenQueriesError, golden_queries_path, load_golden_queries
+    from chaffee_assets.ingest_runner import days_between
+    from chaffee_assets.settings import settings
     from chaffee_assets.warehouse.migrate import upgrade
 
-    if args.library:
-        if not os.path.isdir(args.library):
-            raise UserError(f"library folder {args.library} does not exist")
-        source_resource = VideoSourceResource(library_dir=os.path.abspath(args.library))
-    elif args.channel:
-        source_resource = video_source_from_env().model_copy(
-            update={"channel_url": args.channel, "library_dir": None}
+    days_per_run = MAX_PARTITIONS_PER_RUN if args.days_per_run is None else args.days_per_run
+    if not 1 <= days_per_run <= MAX_PARTITIONS_PER_RUN:
+        raise UserError(
+            f"--days-per-run must be 1 to {MAX_PARTITIONS_PER_RUN} (the assets' backfill policy), "
+            f"not {days_per_run}"
         )
-    else:
-        source_resource = video_source_from_env()
+    if args.library and not os.path.isdir(args.library):
+        raise UserError(f"library folder {args.library} does not exist")
+    config = settings()
+    source_config = video_source_config(
+        config, library_dir=os.path.abspath(args.library) if args.library else None, channel_url=args.channel
+    )
+    golden = golden_queries_path(config, source_config["library_dir"])
+    if golden:
+        try:
+            load_golden_queries(golden)
+        except GoldenQueriesError as exc:
+            raise UserError(str(exc)) from None
 
     upgrade()
-    source = source_resource.get()
-    print(f"listing videos from {source.name} ({args.library or source_resource.channel_url}) …", flush=True)
-    days = days_between(args.first, args.last, sorted(source.publish_dates()))
+    source = VideoSourceResource(**{**source_config, "youtube_api_key": config.youtube_api_key}).get()
+    origin = source_config["library_dir"] or source_config["channel_url"]
+    print(f"listing videos from {source.name} ({origin}) …", flush=True)
+    publish_dates = source.publish_dates()
+    days = days_between(args.first, args.last, sorted(publish_dates))
     for skipped in getattr(source, "skipped", lambda: [])():
         print(f"  skipped {skipped.video_id}: {skipped.reason}")
     if not days:
         print("no videos published in that range")
         return 0
+    videos_by_day = Counter({day: len(source.videos_published_on(day)) for day in days})
 
-    run_config = None
+    run_config: dict = {"resources": {"video_source": {"config": source_config}}}
     if args.force or args.asr_engine:
-        config = {"force": args.force, "asr_engine": args.asr_engine}
-        run_config = {"ops": {"transcripts": {"config": config}}}
-
-    def progress(index: int, total: int, day_range, ok: bool) -> None:
-        print(f"  [{index}/{total}] {day_range}: {'ok' if ok else 'FAILED (see the run in the Dagster UI)'}",
-              flush=True)  # fmt: skip
-
-    print(f"{len(days)} day(s) with videos, {days[0]} … {days[-1]}", flush=True)
-    with project_instance() as instance:
-        report = materialize_days(
-            INGEST_ASSETS,
-            build_resources(video_source=source_resource),
-            days,
-            instance=instance,
-            max_span_days=args.days_per_run,
-            run_config=run_config,
-            on_progress=progress,
-        )
+        run_config["ops"] = {"transcripts": {"config": {"force": args.force, "asr_engine": args.asr_engine}}}
+    print(
+        f"{len(days)} day(s) with {sum(videos_by_day.values())} video(s), {days[0]} … {days[-1]}", flush=True
+    )
+    report = run_ingest(days, videos_by_day, run_config, days_per_run, use_daemon=not args.in_process)
     if report.skipped_days:
         print(
             f"warning: {len(report.skipped_days)} day(s) fall outside the partition calendar "
@@ -88,13 +93,58 @@ def _ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _print_summary(days[0], days[-1])
-    checks = report.check_evaluations
-    print(f"  checks:       {len(checks) - len(report.failed_checks)} of {len(checks)} passed")
+    print_checks(report, golden)
+    if report.problem:
+        print(f"error: {report.problem} (see it under Overview → Backfills in the UI)", file=sys.stderr)
+    return 1 if report.failed or report.problem else 0
+
+
+def run_ingest(days, videos_by_day, run_config: dict, days_per_run: int, *, use_daemon: bool = True):
+    """The runs for `days` on the project's instance, with progress on stdout; returns the report."""
+    from chaffee_assets.cli.progress import IngestProgress
+    from chaffee_assets.dagster_instance import project_instance
+    from chaffee_assets.ingest_runner import daemon_running, group_days, ingest_days, partitionable
+
+    with project_instance() as instance:
+        ranges = group_days(partitionable(days)[0], days_per_run)
+        through_daemon = use_daemon and daemon_running(instance)
+        how = "as one backfill through the running Dagster daemon" if through_daemon else "in this process"
+        print(f"{len(ranges)} run(s) of ingest_job of up to {days_per_run} days, {how}", flush=True)
+        progress = IngestProgress(sys.stdout, videos_by_day, ranges)
+        try:
+            report = ingest_days(
+                days,
+                instance=instance,
+                run_config=run_config,
+                max_span_days=days_per_run,
+                watcher=progress,
+                use_daemon=use_daemon,
+            )
+        finally:
+            progress.close()
+    if through_daemon and "daemon" not in report.how:
+        print("the daemon did not pick the backfill up; the runs went in this process instead")
+    return report
+
+
+def print_checks(report, golden_file) -> None:
+    """How many check results passed, each failure with its day, and why a check was not evaluated."""
+    evaluations = report.check_evaluations
+    days = {e.partition for e in evaluations if e.partition}
+    print(f"  checks:       {len(evaluations) - len(report.failed_checks)} of {len(evaluations)} passed "
+          f"({len(days)} day(s))")  # fmt: skip
     for evaluation in report.failed_checks:
+        day = evaluation.partition or "this run"
         print(
-            f"    FAILED {evaluation.check_name} ({evaluation.severity.value}): {_check_detail(evaluation)}"
+            f"    FAILED {evaluation.check_name} on {day} ({evaluation.severity.value}): {_check_detail(evaluation)}"
         )
-    return 1 if report.failed else 0
+    if not any(e.check_name == "segment_embeddings_golden_queries_check" for e in evaluations):
+        from chaffee_assets.golden_queries import NOT_CONFIGURED
+
+        reason = (
+            NOT_CONFIGURED if golden_file is None else f"no question in {golden_file} is about these days"
+        )
+        print(f"  golden queries: skipped, {reason}")
 
 
 def _check_detail(evaluation) -> str:

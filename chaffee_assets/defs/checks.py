@@ -1,48 +1,55 @@
-"""Asset checks: declared as `check_specs` on the assets and evaluated inside them, per partition.
+"""Asset checks: declared as `check_specs` on the assets and evaluated inside them, per day.
 
-They run with every materialisation (so the partition's rows are what is checked), and the
-blocking ones stop a bad result from flowing downstream in the same run.
+They run with every materialisation (so the day's rows are what is checked), one result per day of
+the run (see `per_day.py`), and the blocking ones stop a bad result from flowing downstream in the
+same run. Metadata holds counts, plus a Markdown list of what was flagged when anything was.
 """
 
-import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 from psycopg import Connection
 
+from chaffee_assets.defs.partitions import videos_daily_partition
+from chaffee_assets.golden_queries import GoldenQuery
 from chaffee_assets.ingest.cues import Cue
 from chaffee_assets.ingest.transcript_quality import transcript_issues
 from chaffee_assets.retrieval.embedder import Embedder
 from chaffee_assets.transcription.budget import spent_today
 
 SAMPLE_LIBRARY = Path(__file__).resolve().parent.parent / "sample_library"
-GOLDEN_QUERIES = SAMPLE_LIBRARY / "golden_queries.jsonl"
 GOLDEN_TOP_K = 5
 
 TRANSCRIPTS_CHECKS = [
     dg.AssetCheckSpec(
         "transcripts_every_video_accounted_check",
         asset="transcripts",
+        partitions_def=videos_daily_partition,
         blocking=True,
         description="Every video of the partition has a current transcript or a recorded failure class.",
     ),
     dg.AssetCheckSpec(
         "transcripts_coverage_check",
         asset="transcripts",
+        partitions_def=videos_daily_partition,
         description="Each transcript reaches at least half of its video's duration and no cue starts "
         "before the previous one.",
     ),
     dg.AssetCheckSpec(
         "transcripts_hallucination_check",
         asset="transcripts",
+        partitions_def=videos_daily_partition,
         description="Speech-recognition transcripts have no long repeated phrase runs or windows that "
         "compress absurdly well (Whisper repetition loops).",
     ),
     dg.AssetCheckSpec(
         "transcripts_spend_within_budget_check",
         asset="transcripts",
-        description="Today's (UTC) speech-recognition spend in the ledger is within the daily budget.",
+        # Not per partition: the budget is per UTC day of spending, whatever days a run transcribes.
+        description="Today's (UTC) speech-recognition spend in the ledger is within the daily budget "
+        "(evaluated once per run, for the day of the run).",
     ),
 ]
 
@@ -50,6 +57,7 @@ SEGMENTS_CHECKS = [
     dg.AssetCheckSpec(
         "segments_no_duplicates_check",
         asset="segments",
+        partitions_def=videos_daily_partition,
         blocking=True,
         description="No video has two segments with the same start and text, and every video with a "
         "transcript has segments cut from that transcript.",
@@ -60,6 +68,7 @@ EMBEDDINGS_CHECKS = [
     dg.AssetCheckSpec(
         "segment_embeddings_complete_check",
         asset="segment_embeddings",
+        partitions_def=videos_daily_partition,
         blocking=True,
         description="Every segment of the partition has a vector of the right dimension under the "
         "configured (default) embedding model.",
@@ -67,17 +76,23 @@ EMBEDDINGS_CHECKS = [
     dg.AssetCheckSpec(
         "segment_embeddings_golden_queries_check",
         asset="segment_embeddings",
-        description=f"Questions about the bundled sample library find their expected video in the top "
-        f"{GOLDEN_TOP_K} (evaluated when the sample videos are in the warehouse).",
+        partitions_def=videos_daily_partition,
+        description=f"The golden questions answered by the day's videos find their video in the top "
+        f"{GOLDEN_TOP_K} of the whole library. Questions come from CHAFFEE_GOLDEN_QUERIES, else the "
+        "library folder's golden_queries.jsonl; a day with none of their videos, or a deployment with no "
+        "such file, is skipped (the run log and the materialisation's `golden_queries` say why).",
     ),
 ]
 
 
-def _md_list(items: list[str], limit: int = 20) -> str:
+def listing(items: Sequence[str], limit: int = 20) -> dg.MetadataValue:
+    """Flagged items as a Markdown list the UI renders, or the plain word `none`."""
+    if not items:
+        return dg.MetadataValue.text("none")
     shown = [f"- {item}" for item in items[:limit]]
     if len(items) > limit:
         shown.append(f"- … {len(items) - limit} more")
-    return "\n".join(shown) or "_none_"
+    return dg.MetadataValue.md("\n".join(shown))
 
 
 def every_video_accounted(conn: Connection, video_ids: list[str]) -> dg.AssetCheckResult:
@@ -98,7 +113,7 @@ def every_video_accounted(conn: Connection, video_ids: list[str]) -> dg.AssetChe
         metadata={
             "videos": len(video_ids),
             "unaccounted": len(missing),
-            "unaccounted_ids": _md_list(missing),
+            "unaccounted_ids": listing(missing),
         },
     )
 
@@ -132,14 +147,14 @@ def transcript_quality(conn: Connection, video_ids: list[str]) -> list[dg.AssetC
             metadata={
                 "transcripts": len(rows),
                 "flagged": len(coverage_problems),
-                "details": _md_list(coverage_problems),
+                "details": listing(coverage_problems),
             },
         ),
         dg.AssetCheckResult(
             check_name="transcripts_hallucination_check",
             passed=not loop_problems,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"flagged": len(loop_problems), "details": _md_list(loop_problems)},
+            metadata={"flagged": len(loop_problems), "details": listing(loop_problems)},
         ),
     ]
 
@@ -147,11 +162,16 @@ def transcript_quality(conn: Connection, video_ids: list[str]) -> list[dg.AssetC
 def spend_within_budget(
     conn: Connection, budget_usd: float, now: datetime | None = None
 ) -> dg.AssetCheckResult:
-    spent = spent_today(conn, now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    spent = spent_today(conn, now)
     return dg.AssetCheckResult(
         check_name="transcripts_spend_within_budget_check",
         passed=spent <= budget_usd + 1e-9,
-        metadata={"spent_today_usd": round(spent, 4), "daily_budget_usd": budget_usd},
+        metadata={
+            "spend_day_utc": now.astimezone(UTC).date().isoformat(),
+            "spent_today_usd": round(spent, 4),
+            "daily_budget_usd": budget_usd,
+        },
     )
 
 
@@ -180,7 +200,7 @@ def no_duplicate_segments(conn: Connection, video_ids: list[str]) -> dg.AssetChe
         passed=not duplicates and not stale,
         metadata={
             "duplicate_groups": len(duplicates),
-            "videos_without_current_segments": _md_list(stale),
+            "videos_without_current_segments": listing(stale),
         },
     )
 
@@ -211,38 +231,51 @@ def embeddings_complete(
     )
 
 
-def load_golden_queries(path: Path = GOLDEN_QUERIES) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def golden_queries(
+    conn: Connection,
+    embedder: Embedder,
+    queries: Sequence[GoldenQuery],
+    video_ids: Sequence[str],
+    k: int = GOLDEN_TOP_K,
+) -> dg.AssetCheckResult | None:
+    """The questions answered by `video_ids` (those embedded under the model) asked of the whole library.
 
-
-def golden_queries(conn: Connection, embedder: Embedder, k: int = GOLDEN_TOP_K) -> dg.AssetCheckResult:
+    None when none of them is answered by these videos: there is nothing to check on this day.
+    """
     from chaffee_assets.search import search
 
-    queries = load_golden_queries()
-    wanted = sorted({q["video_id"] for q in queries})
-    present = {
+    embedded = {
         row[0]
         for row in conn.execute(
             "SELECT DISTINCT s.video_id FROM segments s JOIN segment_embeddings e USING (segment_id) "
             "WHERE s.video_id = ANY(%s) AND e.model = %s",
-            (wanted, embedder.model_name),
+            (list(video_ids), embedder.model_name),
         )
     }
-    applicable = [q for q in queries if q["video_id"] in present]
+    applicable = [q for q in queries if q.video_id in embedded]
     if not applicable:
-        return dg.AssetCheckResult(
-            check_name="segment_embeddings_golden_queries_check",
-            passed=True,
-            metadata={"evaluated": 0, "note": "the sample library is not in this warehouse"},
-        )
+        return None
     misses: list[str] = []
+    moments_found = 0
     for query in applicable:
-        hits = search(query["question"], k=k, conn=conn, embedder=embedder, model=embedder.model_name)
-        if query["video_id"] not in [hit.video_id for hit in hits]:
-            misses.append(f"{query['question']} → expected {query['video_id']}")
+        hits = search(query.question, k=k, conn=conn, embedder=embedder, model=embedder.model_name)
+        ranks = [rank for rank, hit in enumerate(hits, start=1) if hit.video_id == query.video_id]
+        if not ranks:
+            misses.append(f"{query.question} → expected {query.video_id}")
+            continue
+        if query.start_s is not None and query.end_s is not None:
+            moments_found += any(
+                hit.video_id == query.video_id and hit.start_s < query.end_s and hit.end_s > query.start_s
+                for hit in hits
+            )
     return dg.AssetCheckResult(
         check_name="segment_embeddings_golden_queries_check",
         passed=not misses,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"evaluated": len(applicable), "missed": len(misses), "misses": _md_list(misses)},
+        metadata={
+            "questions": len(applicable),
+            "video_found": len(applicable) - len(misses),
+            "moment_found": moments_found,
+            "missed": listing(misses),
+        },
     )

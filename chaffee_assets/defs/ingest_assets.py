@@ -2,20 +2,17 @@
 
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
 from chaffee_assets.defs import checks
-from chaffee_assets.defs.partitions import (
-    days_in,
-    partition_days,
-    videos_backfill_policy,
-    videos_daily_partition,
-)
+from chaffee_assets.defs.partitions import videos_backfill_policy, videos_daily_partition
+from chaffee_assets.defs.per_day import check_evaluations, describe_days, report_day_metadata, run_days
+from chaffee_assets.defs.pools import GPU_POOL
 from chaffee_assets.defs.resources import VideoSourceResource, WarehouseResource
 from chaffee_assets.defs.transcription_resources import (
-    GPU_POOL,
     LocalWhisperResource,
     OpenAIWhisperResource,
     TranscriptionPolicyResource,
@@ -35,7 +32,7 @@ network_retry_policy = dg.RetryPolicy(
 )
 
 
-def _markdown_titles(videos: list[Video], limit: int = 25) -> str:
+def _markdown_titles(videos: list[Video], limit: int = 25) -> dg.MetadataValue:
     lines = ["| published (UTC) | video | title |", "|---|---|---|"]
     for video in videos[:limit]:
         title = video.title.replace("|", "\\|")
@@ -43,7 +40,7 @@ def _markdown_titles(videos: list[Video], limit: int = 25) -> str:
         lines.append(f"| {published} | [{video.video_id}]({video.link}) | {title} |")
     if len(videos) > limit:
         lines.append(f"| … | | {len(videos) - limit} more |")
-    return "\n".join(lines)
+    return dg.MetadataValue.md("\n".join(lines))
 
 
 @dg.asset(
@@ -57,29 +54,34 @@ def _markdown_titles(videos: list[Video], limit: int = 25) -> str:
 def videos(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, video_source: VideoSourceResource
 ) -> dg.MaterializeResult:
-    first, last = partition_days(context)
+    days = run_days(context)
     source = video_source.get()
-    found: list[Video] = []
-    for day in days_in(first, last):
-        found.extend(source.videos_published_on(day))
+    found_by_day = {day: source.videos_published_on(day) for day in days}
+    found = [video for day_videos in found_by_day.values() for video in day_videos]
     with warehouse.session() as conn:
         store.upsert_videos(conn, found)
-    context.log.info(f"{len(found)} video(s) published {first}…{last} from {source.name}")
-    availability = Counter(v.availability for v in found)
+    context.log.info(f"{len(found)} video(s) published {describe_days(days)} from {source.name}")
     # A library entry that cannot be placed on a day (no info.json, no date, broken JSON) belongs to
     # no partition; every run reports them so the operator sees what to fix.
     skipped = [f"{s.video_id}: {s.reason}" for s in getattr(source, "skipped", list)()]
     for line in skipped:
         context.log.warning(f"library entry skipped: {line}")
+    report_day_metadata(
+        context,
+        {
+            day: {
+                "video_count": dg.MetadataValue.int(len(day_videos)),
+                "availability": dg.MetadataValue.json(dict(Counter(v.availability for v in day_videos))),
+                "titles": _markdown_titles(day_videos) if day_videos else dg.MetadataValue.text("none"),
+            }
+            for day, day_videos in found_by_day.items()
+        },
+    )
     return dg.MaterializeResult(
         metadata={
-            "video_count": dg.MetadataValue.int(len(found)),
             "source": source.name,
-            "availability": dg.MetadataValue.json(dict(availability)),
-            "titles": dg.MetadataValue.md(_markdown_titles(found) if found else "_no videos on these days_"),
-            "skipped_library_entries": dg.MetadataValue.md(
-                "\n".join(f"- {line}" for line in skipped) or "_none_"
-            ),
+            "run_days": describe_days(days),
+            "skipped_library_entries": checks.listing(skipped),
         }
     )
 
@@ -113,69 +115,86 @@ def transcripts(
     local_whisper: LocalWhisperResource,
     openai_whisper: OpenAIWhisperResource,
     transcription_policy: TranscriptionPolicyResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output]:
     started = time.perf_counter()
-    first, last = partition_days(context)
+    days = run_days(context)
     source = video_source.get()
     now = datetime.now(UTC)
     rules = TranscriptRules(caption_wait=timedelta(hours=config.caption_wait_hours), force=config.force)
-    outcomes: list[TranscriptOutcome] = []
+    outcomes_by_day: dict[date, list[TranscriptOutcome]] = {day: [] for day in days}
     with warehouse.session() as conn:
-        stored = {v.video_id: v for v in store.videos_between(conn, first, last)}
-        listed = [v for day in days_in(first, last) for v in source.videos_published_on(day)]
-        # The source's view carries caption and audio locations; the stored row is authoritative for
-        # availability (a video can be marked unavailable after it was listed).
-        for video in listed:
-            if video.video_id not in stored:
-                continue
-            video.availability = stored[video.video_id].availability
-            engine = transcription_policy.engine_for(
-                video.partition_date or first,
-                now.date(),
-                run_tags=context.run.tags,
-                config_override=config.asr_engine,
-            )
-
-            def recognizer(engine: str = engine):
-                return (
-                    local_whisper.transcriber() if engine == LOCAL_WHISPER else openai_whisper.transcriber()
+        stored = {v.video_id: v for v in store.videos_between(conn, days[0], days[-1])}
+        for day in days:
+            # The source's view carries caption and audio locations; the stored row is authoritative
+            # for availability (a video can be marked unavailable after it was listed).
+            for video in source.videos_published_on(day):
+                if video.video_id not in stored:
+                    continue
+                video.availability = stored[video.video_id].availability
+                engine = transcription_policy.engine_for(
+                    video.partition_date or day,
+                    now.date(),
+                    run_tags=context.run.tags,
+                    config_override=config.asr_engine,
                 )
 
-            outcome = obtain_transcript(conn, video, source, recognizer, now=now, rules=rules)
-            if outcome.status not in ("written", "kept"):
-                context.log.warning(f"{video.video_id}: {outcome.status}: {outcome.detail}")
-            outcomes.append(outcome)
-        video_ids = list(stored)
+                def recognizer(engine: str = engine):
+                    return (
+                        local_whisper.transcriber()
+                        if engine == LOCAL_WHISPER
+                        else openai_whisper.transcriber()
+                    )
+
+                outcome = obtain_transcript(conn, video, source, recognizer, now=now, rules=rules)
+                if outcome.status not in ("written", "kept"):
+                    context.log.warning(f"{video.video_id}: {outcome.status}: {outcome.detail}")
+                outcomes_by_day[day].append(outcome)
+        ids_by_day = _stored_ids_by_day(stored.values(), days)
         spend_check = checks.spend_within_budget(conn, openai_whisper.settings().daily_budget_usd)
-        check_results = [
-            checks.every_video_accounted(conn, video_ids),
-            *checks.transcript_quality(conn, video_ids),
-            spend_check,
-        ]
+        check_results = {
+            day: [checks.every_video_accounted(conn, ids), *checks.transcript_quality(conn, ids)]
+            for day, ids in ids_by_day.items()
+            if ids  # a day without videos has nothing to check (see per_day.py)
+        }
+    report_day_metadata(context, {day: _transcript_figures(o) for day, o in outcomes_by_day.items()})
+    yield dg.MaterializeResult(
+        metadata={
+            "run_days": describe_days(days),
+            "run_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
+            "asr_spend_today_usd": dg.MetadataValue.float(spend_check.metadata["spent_today_usd"].value),
+        }
+    )
+    yield from check_evaluations(context, check_results, run_wide=[spend_check])
+
+
+def _stored_ids_by_day(stored, days: list[date]) -> dict[date, list[str]]:
+    ids: dict[date, list[str]] = {day: [] for day in days}
+    for video in stored:
+        if video.partition_date in ids:
+            ids[video.partition_date].append(video.video_id)
+    return ids
+
+
+def _transcript_figures(outcomes: list[TranscriptOutcome]) -> dict[str, dg.MetadataValue]:
     statuses = Counter(o.status for o in outcomes)
     sources = Counter(o.source for o in outcomes if o.status == "written")
     failures = [o for o in outcomes if o.status not in ("written", "kept")]
-    return dg.MaterializeResult(
-        metadata={
-            "video_count": dg.MetadataValue.int(len(outcomes)),
-            "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
-            "asr_spend_today_usd": dg.MetadataValue.float(spend_check.metadata["spent_today_usd"].value),
-            "written": dg.MetadataValue.int(statuses.get("written", 0)),
-            "kept": dg.MetadataValue.int(statuses.get("kept", 0)),
-            "failed": dg.MetadataValue.int(len(failures)),
-            "by_status": dg.MetadataValue.json(dict(statuses)),
-            "written_by_source": dg.MetadataValue.json(dict(sources)),
-            "failures": dg.MetadataValue.md(_markdown_failures(failures) if failures else "_none_"),
-        },
-        check_results=check_results,
-    )
+    return {
+        "video_count": dg.MetadataValue.int(len(outcomes)),
+        "written": dg.MetadataValue.int(statuses.get("written", 0)),
+        "kept": dg.MetadataValue.int(statuses.get("kept", 0)),
+        "failed": dg.MetadataValue.int(len(failures)),
+        "by_status": dg.MetadataValue.json(dict(statuses)),
+        "written_by_source": dg.MetadataValue.json(dict(sources)),
+        "failures": _markdown_failures(failures) if failures else dg.MetadataValue.text("none"),
+    }
 
 
-def _markdown_failures(failures: list[TranscriptOutcome], limit: int = 25) -> str:
+def _markdown_failures(failures: list[TranscriptOutcome], limit: int = 25) -> dg.MetadataValue:
     lines = ["| video | class | detail |", "|---|---|---|"]
     for outcome in failures[:limit]:
         detail = outcome.detail.replace("|", "\\|").replace("\n", " ")[:200]
         lines.append(f"| {outcome.video_id} | {outcome.status} | {detail} |")
     if len(failures) > limit:
         lines.append(f"| … | | {len(failures) - limit} more |")
-    return "\n".join(lines)
+    return dg.MetadataValue.md("\n".join(lines))

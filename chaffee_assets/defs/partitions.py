@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 
 import dagster as dg
 
-# Must be no later than the channel's first upload: a later start silently hides the oldest videos,
-# while an earlier one only adds empty days. `chaffee ingest` warns when a video predates it.
-DEFAULT_START_DATE = "2015-01-01"
-PARTITIONS_START_DATE = os.environ.get("CHAFFEE_START_DATE", DEFAULT_START_DATE)
+from chaffee_assets.settings import settings
 
-# end_offset=1 makes today's partition exist, so a video published this morning can be
+# CHAFFEE_START_DATE must be no later than the channel's first upload: a later start silently hides
+# the oldest videos, while an earlier one only adds empty days. `chaffee ingest` warns when a video
+# predates it. end_offset=1 makes today's partition exist, so a video published this morning can be
 # materialised today instead of waiting for midnight UTC.
 videos_daily_partition = dg.DailyPartitionsDefinition(
-    start_date=PARTITIONS_START_DATE, timezone="UTC", end_offset=1
+    start_date=settings().start_date.isoformat(), timezone="UTC", end_offset=1
 )
 
 # A whole-history backfill (~4,000 days, most of them empty) would be ~4,000 runs with one run per

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -14,7 +13,14 @@ from pydantic import PrivateAttr
 
 from chaffee_assets.ingest.sources import VideoSource
 from chaffee_assets.retrieval.embedder import Embedder
-from chaffee_assets.settings import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_URL, DEFAULT_EMBEDDING_MODEL
+from chaffee_assets.settings import (
+    DEFAULT_CHANNEL_ID,
+    DEFAULT_CHANNEL_URL,
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_YOUTUBE_REQUEST_INTERVAL_S,
+    Settings,
+    settings,
+)
 from chaffee_assets.warehouse.migrate import ensure_schema
 from chaffee_assets.warehouse.server import connect
 
@@ -61,7 +67,7 @@ class VideoSourceResource(dg.ConfigurableResource):
     youtube_api_key: str | None = None
     proxy: str | None = None
     cookies_file: str | None = None
-    request_interval_s: float = 2.0
+    request_interval_s: float = DEFAULT_YOUTUBE_REQUEST_INTERVAL_S
 
     _source: VideoSource | None = PrivateAttr(default=None)
 
@@ -88,21 +94,40 @@ class VideoSourceResource(dg.ConfigurableResource):
         )
 
 
-def _secret(name: str) -> dg.EnvVar | None:
-    # EnvVar keeps the value out of the UI and run config; only used when the variable is set.
-    return dg.EnvVar(name) if os.environ.get(name) else None
+YOUTUBE_API_KEY_VARIABLE = "YOUTUBE_API_KEY"
+
+
+def video_source_config(
+    config: Settings, library_dir: str | None = None, channel_url: str | None = None
+) -> dict:
+    """The `video_source` resource's config from the settings, as run config accepts it.
+
+    `library_dir` or `channel_url` replace the configured source (`chaffee ingest --library/--channel`).
+    The API key stays a reference to its variable (`{"env": …}`), so its value never enters a run's
+    config or the UI.
+    """
+    if channel_url:
+        library_dir = None
+    elif not library_dir and config.library_dir:
+        library_dir = str(config.library_dir)
+    return {
+        "library_dir": library_dir,
+        "channel_url": channel_url or config.channel_url,
+        "channel_id": config.channel_id,
+        "youtube_api_key": {"env": YOUTUBE_API_KEY_VARIABLE} if config.youtube_api_key else None,
+        "proxy": config.youtube_proxy,
+        "cookies_file": str(config.youtube_cookies) if config.youtube_cookies else None,
+        "request_interval_s": config.youtube_request_interval_s,
+    }
 
 
 def video_source_from_env() -> VideoSourceResource:
-    return VideoSourceResource(
-        library_dir=os.environ.get("CHAFFEE_LIBRARY_DIR") or None,
-        channel_url=os.environ.get("CHAFFEE_CHANNEL_URL", DEFAULT_CHANNEL_URL),
-        channel_id=os.environ.get("CHAFFEE_CHANNEL_ID", DEFAULT_CHANNEL_ID),
-        youtube_api_key=_secret("YOUTUBE_API_KEY"),
-        proxy=os.environ.get("CHAFFEE_YOUTUBE_PROXY") or None,
-        cookies_file=os.environ.get("CHAFFEE_YOUTUBE_COOKIES") or None,
-        request_interval_s=float(os.environ.get("CHAFFEE_YOUTUBE_REQUEST_INTERVAL_S", "2.0")),
-    )
+    """The resource as the code location binds it, from the settings."""
+    config = video_source_config(settings())
+    if config["youtube_api_key"]:
+        # EnvVar keeps the value out of the UI and run config.
+        config["youtube_api_key"] = dg.EnvVar(YOUTUBE_API_KEY_VARIABLE)
+    return VideoSourceResource(**config)
 
 
 class EmbeddingModelResource(dg.ConfigurableResource):
@@ -128,8 +153,7 @@ def _shared_embedder(model: str, device: str | None, backend: str | None, batch_
 
 
 def embedding_model_from_env() -> EmbeddingModelResource:
+    config = settings()
     return EmbeddingModelResource(
-        model=os.environ.get("CHAFFEE_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL),
-        device=os.environ.get("CHAFFEE_EMBEDDING_DEVICE") or None,
-        backend=os.environ.get("CHAFFEE_EMBEDDING_BACKEND") or None,
+        model=config.embedding_model, device=config.embedding_device, backend=config.embedding_backend
     )

