@@ -12,9 +12,14 @@ Rules worth knowing:
 - A cue longer than ``max(60 s, 5 s per word)`` cannot be speech (youtube-transcript-api has been
   seen to report a last duration of 359301 s). Its end is clamped to the time its words take at an
   ordinary speaking rate of 2.5 words per second, and never less than one second.
+- No cue can start past ``MAX_MEDIA_SECONDS`` (a week): such a cue (a timestamp at hour 10^20) is
+  dropped, and its end is clamped to the bound, so no impossible time reaches the warehouse.
+- Text loses control characters and unpaired surrogates (PostgreSQL cannot store NUL; ESC would
+  reach a terminal). A few stray NUL bytes in an otherwise UTF-8 file are dropped, not a reason
+  to refuse the file; a cue whose timing line cannot be read is skipped when others can be.
 - A caption file that parses but holds no text (``WEBVTT`` and nothing else, ``[]``) gives ``[]``:
   the caller treats that as "no captions". An empty (0-byte), binary, truncated or unrecognisable
-  file raises :class:`CaptionError`.
+  file raises :class:`CaptionError`, as does one whose every cue is unusable.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaffee_assets.ingest.cues import Cue
+from chaffee_assets.ingest.cues import MAX_MEDIA_SECONDS, Cue
+from chaffee_assets.ingest.validation import clean_text as clean_control_characters
 
 FORMATS = ("vtt", "srt", "json3", "srv3", "json")
 
@@ -47,6 +53,8 @@ _IMPLAUSIBLE_FLOOR_SECONDS = 60.0
 _IMPLAUSIBLE_SECONDS_PER_WORD = 5.0
 _SPEAKING_WORDS_PER_SECOND = 2.5
 _MIN_CLAMPED_SECONDS = 1.0
+# Stray NUL bytes (a flaky disk, a bad copy) are dropped when they are this rare and the rest is UTF-8.
+_MAX_STRAY_NUL_FRACTION = 0.01
 
 
 class CaptionError(ValueError):
@@ -158,7 +166,14 @@ def _decode_bytes(data: bytes, source_name: str) -> str:
         except UnicodeDecodeError as exc:
             raise CaptionError(source_name, "has a UTF-16 byte-order mark but is not valid UTF-16") from exc
     if b"\x00" in data:
-        raise CaptionError(source_name, "is binary data, not a caption file")
+        without_nul = data.replace(b"\x00", b"")
+        try:
+            text = without_nul.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = None
+        if text is None or len(data) - len(without_nul) > _MAX_STRAY_NUL_FRACTION * len(data):
+            raise CaptionError(source_name, "is binary data, not a caption file")
+        return text
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -172,7 +187,9 @@ def _decode_bytes(data: bytes, source_name: str) -> str:
 
 # --------------------------------------------------------------------------- text and times
 
-_TIMESTAMP = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?$")
+# Hours are capped at 20 digits: enough to read (and then drop) any absurd time, never so many that
+# int() refuses the string.
+_TIMESTAMP = re.compile(r"^(?:(\d{1,20}):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?$")
 _INLINE_TIMESTAMP = re.compile(r"<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>")
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _ASS_OVERRIDE = re.compile(r"\{\\[^{}]*\}")
@@ -198,20 +215,30 @@ def clean_text(raw: str) -> str:
     text = _INLINE_TIMESTAMP.sub("", raw)
     text = _TAG.sub("", text)
     text = _ASS_OVERRIDE.sub("", text)
-    return " ".join(html.unescape(text).split())
+    return " ".join(clean_control_characters(html.unescape(text)).split())
 
 
 def _finish(cues: Iterable[Cue], source_name: str) -> list[Cue]:
     """The common normal form: text cleaned and non-empty, sane times, sorted by start."""
     finished = []
+    beyond_any_video = 0
     for cue in cues:
         text = clean_text(cue.text)
         if not text:
             continue
         # Sources are millisecond-precise; rounding drops float noise such as 2.929 + 4.961.
         start = max(0.0, round(float(cue.start), 3))
-        end = max(start, round(float(cue.end), 3))
+        if start > MAX_MEDIA_SECONDS:
+            beyond_any_video += 1
+            continue
+        end = min(max(start, round(float(cue.end), 3)), MAX_MEDIA_SECONDS)
         finished.append(Cue(start, round(_plausible_end(start, end, text), 3), text))
+    if beyond_any_video and not finished:
+        raise CaptionError(
+            source_name,
+            f"every cue starts more than {MAX_MEDIA_SECONDS / 86400:.0f} days into the video, which no"
+            " video is; the file's times are broken",
+        )
     finished.sort(key=lambda cue: cue.start)
     return finished
 
@@ -252,14 +279,23 @@ def _raw_cues(text: str, fmt: str, source_name: str) -> list[_RawCue]:
     lines = text.split("\n")
     cues: list[_RawCue] = []
     current: _RawCue | None = None
+    unreadable: CaptionError | None = None
     for number, line in enumerate(lines, start=1):
         if "-->" in line:
-            current = _timing(line, source_name, f"line {number}")
+            try:
+                current = _timing(line, source_name, f"line {number}")
+            except CaptionError as exc:
+                # Skip this cue's words (they cannot be placed in time), keep the rest of the file.
+                unreadable = unreadable or exc
+                current = None
+                continue
             cues.append(current)
         elif line == "":
             current = None
         elif current is not None:
             current.lines.append(line)
+    if not cues and unreadable is not None:
+        raise unreadable
     if not cues and not _is_empty_webvtt(lines, fmt):
         raise CaptionError(
             source_name, f"is not {fmt.upper()} captions: no cue timing line ('start --> end') found"
@@ -361,6 +397,10 @@ def _load_json(text: str, source_name: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CaptionError(source_name, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError as exc:
+        raise CaptionError(source_name, "is JSON nested too deeply to be captions") from exc
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise CaptionError(source_name, f"is not usable JSON ({exc})") from exc
 
 
 def _looks_like_json3(data: bytes) -> bool:
@@ -593,6 +633,8 @@ def _number(value: Any, source_name: str, where: str) -> float:
         raise CaptionError(source_name, f"{where}: expected a number of seconds, got {value!r}")
     try:
         number = float(value)
+    except OverflowError as exc:
+        raise CaptionError(source_name, f"{where}: {str(value)[:20]}… is too large to be a time") from exc
     except (TypeError, ValueError) as exc:
         raise CaptionError(source_name, f"{where}: expected a number, got {value!r}") from exc
     if number != number or number in (float("inf"), float("-inf")):
