@@ -9,8 +9,9 @@ from typing import Protocol
 
 from chaffee_assets.ingest.cues import Cue
 from chaffee_assets.ingest.videos import Video
+from chaffee_assets.transcription import registry
 
-CAPTION_SOURCES = ("manual_captions", "auto_captions", "library_file")
+CAPTION_SOURCES = registry.caption_sources()
 
 
 @dataclass(frozen=True, slots=True)
