@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from chaffee_assets.cli.terminal import printable
 from chaffee_assets.ingest.captions import CaptionError, parse_caption_file, parse_transcript_collection
 from chaffee_assets.ingest.cues import Cue
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     try:
         cues = load_cues(args.file, args.video)
     except CaptionError as exc:
-        print(f"error: {exc}", file=err)
+        print(f"error: {printable(exc)}", file=err)
         return EXIT_BAD_FILE
     if args.json:
         json.dump([cue.as_dict() for cue in cues], out, ensure_ascii=False, indent=1)
@@ -69,7 +70,7 @@ def load_cues(path: Path, video_id: str | None) -> list[Cue]:
 
 
 def format_cue(cue: Cue) -> str:
-    return f"[{format_time(cue.start)} → {format_time(cue.end)}] {cue.text}"
+    return f"[{format_time(cue.start)} → {format_time(cue.end)}] {printable(cue.text)}"
 
 
 def format_time(seconds: float) -> str:

@@ -7,6 +7,8 @@ import os
 import sys
 from datetime import date
 
+from chaffee_assets.transcription import registry
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     ingest = subparsers.add_parser(
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="last publish day (UTC) to ingest")  # fmt: skip
     ingest.add_argument("--force", action="store_true",
                         help="replace current transcripts even when the new one is not better")  # fmt: skip
-    ingest.add_argument("--asr-engine", choices=("local_whisper", "openai"),
+    ingest.add_argument("--asr-engine", choices=registry.engine_spellings(),
                         help="force the speech-recognition engine for videos without captions")  # fmt: skip
     ingest.add_argument("--days-per-run", type=int, default=366, metavar="N",
                         help="longest span of days one run covers (default 366)")  # fmt: skip
@@ -34,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _ingest(args: argparse.Namespace) -> int:
     from chaffee_assets.cli.main import UserError
+    from chaffee_assets.cli.terminal import printable
+    from chaffee_assets.cli.termination import Terminated, watching_for_sigterm
     from chaffee_assets.dagster_instance import project_instance
     from chaffee_assets.definitions import INGEST_ASSETS, build_resources
     from chaffee_assets.defs.resources import VideoSourceResource, video_source_from_env
@@ -56,7 +60,7 @@ def _ingest(args: argparse.Namespace) -> int:
     print(f"listing videos from {source.name} ({args.library or source_resource.channel_url}) …", flush=True)
     days = days_between(args.first, args.last, sorted(source.publish_dates()))
     for skipped in getattr(source, "skipped", lambda: [])():
-        print(f"  skipped {skipped.video_id}: {skipped.reason}")
+        print(f"  skipped {printable(skipped.video_id)}: {printable(skipped.reason)}")
     if not days:
         print("no videos published in that range")
         return 0
@@ -69,9 +73,11 @@ def _ingest(args: argparse.Namespace) -> int:
     def progress(index: int, total: int, day_range, ok: bool) -> None:
         print(f"  [{index}/{total}] {day_range}: {'ok' if ok else 'FAILED (see the run in the Dagster UI)'}",
               flush=True)  # fmt: skip
+        if terminated():  # the run just ended was interrupted: start no other
+            raise Terminated()
 
     print(f"{len(days)} day(s) with videos, {days[0]} … {days[-1]}", flush=True)
-    with project_instance() as instance:
+    with project_instance() as instance, watching_for_sigterm() as terminated:
         report = materialize_days(
             INGEST_ASSETS,
             build_resources(video_source=source_resource),
@@ -92,7 +98,7 @@ def _ingest(args: argparse.Namespace) -> int:
     print(f"  checks:       {len(checks) - len(report.failed_checks)} of {len(checks)} passed")
     for evaluation in report.failed_checks:
         print(
-            f"    FAILED {evaluation.check_name} ({evaluation.severity.value}): {_check_detail(evaluation)}"
+            f"    FAILED {evaluation.check_name} ({evaluation.severity.value}): {printable(_check_detail(evaluation))}"
         )
     return 1 if report.failed else 0
 
