@@ -29,7 +29,6 @@ from yt_dlp.utils import DownloadError
 
 from chaffee_assets.ingest import listing_store
 from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
-from chaffee_assets.ingest.sources import VideoSource
 from chaffee_assets.ingest.videos import Video
 from chaffee_assets.ingest.youtube import (
     FEED_URL,
@@ -48,6 +47,7 @@ from chaffee_assets.ingest.youtube import (
     video_from_api_item,
 )
 from chaffee_assets_tests.conftest import shared_path
+from chaffee_assets_tests.source_contract import contract_problems
 
 CHANNEL = "https://www.youtube.com/@anthonychaffeemd"
 CHANNEL_ID = "UCzoRyR_nlesKZuOlEjWRXQQ"
@@ -469,7 +469,8 @@ def test_durations_and_channel_helpers() -> None:
 
 
 def test_youtube_source_satisfies_the_video_source_interface(world: FakeWorld, warehouse_url: str) -> None:
-    source: VideoSource = world.source(warehouse_url)
+    source = world.source(warehouse_url)
+    assert contract_problems(source) == []
     assert source.name == "youtube"
 
 
@@ -502,7 +503,11 @@ def test_first_run_lists_the_channel_once_and_resolves_each_date_once(
     assert tab_calls == [f"{CHANNEL}/videos", f"{CHANNEL}/streams", f"{CHANNEL}/shorts"]
     per_video = [u for u in world.ydl_urls if "/watch?" in u]
     assert len(per_video) == 570  # the two feed entries came with their dates
-    assert all(o.get("sleep_interval_requests") == 0.5 for o in world.ydl_options)
+    # One pacing and retry mechanism, the source's: yt-dlp neither retries nor sleeps on its own.
+    assert all(
+        o["retries"] == o["extractor_retries"] == 0 and "sleep_interval_requests" not in o
+        for o in world.ydl_options
+    )
     assert world.sleeps and all(s <= 0.5 for s in world.sleeps)  # paced, never faster than the interval
 
     assert date(2025, 9, 20) in source.publish_dates()

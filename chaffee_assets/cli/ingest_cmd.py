@@ -56,7 +56,8 @@ def _ingest(args: argparse.Namespace) -> int:
         source_resource = video_source_from_env()
 
     upgrade()
-    source = source_resource.get()
+    # Outside a run, EnvVar settings (API key, proxy) are resolved the way Dagster resolves them.
+    source = source_resource.process_config_and_initialize().get()
     print(f"listing videos from {source.name} ({args.library or source_resource.channel_url}) …", flush=True)
     days = days_between(args.first, args.last, sorted(source.publish_dates()))
     for skipped in getattr(source, "skipped", lambda: [])():

@@ -14,7 +14,12 @@ from pydantic import PrivateAttr
 
 from chaffee_assets.ingest.sources import VideoSource
 from chaffee_assets.retrieval.embedder import Embedder
-from chaffee_assets.settings import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_URL, DEFAULT_EMBEDDING_MODEL
+from chaffee_assets.settings import (
+    DEFAULT_CHANNEL_ID,
+    DEFAULT_CHANNEL_URL,
+    DEFAULT_EMBEDDING_MODEL,
+    SettingsError,
+)
 from chaffee_assets.warehouse.migrate import ensure_schema
 from chaffee_assets.warehouse.server import connect
 
@@ -93,15 +98,29 @@ def _secret(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
+def _seconds_setting(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise SettingsError(
+            f"{name}={raw!r} is not a number of seconds (0 or more); unset it for {default:g}"
+        )
+    return value
+
+
 def video_source_from_env() -> VideoSourceResource:
     return VideoSourceResource(
         library_dir=os.environ.get("CHAFFEE_LIBRARY_DIR") or None,
         channel_url=os.environ.get("CHAFFEE_CHANNEL_URL", DEFAULT_CHANNEL_URL),
         channel_id=os.environ.get("CHAFFEE_CHANNEL_ID", DEFAULT_CHANNEL_ID),
         youtube_api_key=_secret("YOUTUBE_API_KEY"),
-        proxy=os.environ.get("CHAFFEE_YOUTUBE_PROXY") or None,
+        # A proxy URL can carry a user and password: a secret like the API key.
+        proxy=_secret("CHAFFEE_YOUTUBE_PROXY"),
         cookies_file=os.environ.get("CHAFFEE_YOUTUBE_COOKIES") or None,
-        request_interval_s=float(os.environ.get("CHAFFEE_YOUTUBE_REQUEST_INTERVAL_S", "2.0")),
+        request_interval_s=_seconds_setting("CHAFFEE_YOUTUBE_REQUEST_INTERVAL_S", 2.0),
     )
 
 
