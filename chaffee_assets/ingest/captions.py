@@ -1,4 +1,9 @@
-"""Caption and transcript files (VTT, SRT, YouTube json3/srv3, transcript JSON) read into cues.
+"""Caption and transcript files a channel produces (VTT, SRT, YouTube json3/srv3, transcript JSON) read into cues.
+
+The JSON shapes read here are those YouTube, yt-dlp, youtube-transcript-api and Whisper write for
+one video. Collections of many videos' transcripts and chapter-merged transcripts come from
+evaluation sets, not channels: `chaffee_assets.retrieval.transcript_sets` reads those, with the
+public helpers at the end of this module.
 
 Every parser ends in the same normalisation, so whatever the source, the cues that come out are
 sorted by start, have stripped, non-empty text with tags removed, HTML entities decoded and
@@ -89,8 +94,8 @@ def detect_format(path: Path) -> str:
 def parse_caption_file(path: Path) -> list[Cue]:
     """The cues of one video's caption or transcript file.
 
-    Raises CaptionError for unreadable files, for metadata that is not captions, and for files that
-    hold several videos' transcripts (use :func:`parse_transcript_collection` for those).
+    Raises CaptionError for unreadable files, for metadata that is not captions, and for JSON that
+    is no caption format (an evaluation set's collection: see the module docstring).
     """
     path = Path(path)
     fmt = detect_format(path)
@@ -111,29 +116,7 @@ def parse_captions(data: str | bytes, fmt: str, source_name: str = "<string>") -
     document = _load_json(text, source_name)
     if fmt == "json3" and not _is_json3(document):
         raise CaptionError(source_name, 'is not YouTube json3 captions (no "events" list)')
-    return _single(_json_transcripts(document, source_name), source_name)
-
-
-def parse_transcript_collection(path: Path) -> dict[str, list[Cue]]:
-    """The transcripts of every video in a multi-video JSON file, keyed by video id.
-
-    Handles youtube-transcript-api output saved as ``{video_id: [{text, start, duration}]}``,
-    lists of ``{id, transcript: [...]}``, lists of episodes with a YouTube URL and chapter
-    transcripts, and ``{video_id: {begin, end, text}}`` excerpt sets (one cue per video).
-    """
-    path = Path(path)
-    source_name = str(path)
-    fmt = detect_format(path)
-    if fmt != "json":
-        raise CaptionError(source_name, f"a {fmt} file holds one video's captions; use parse_caption_file")
-    transcripts = _json_transcripts(
-        _load_json(_decode(_read_bytes(path), source_name), source_name), source_name
-    )
-    if _is_single(transcripts):
-        raise CaptionError(
-            source_name, "holds one video's transcript, not a collection; use parse_caption_file"
-        )
-    return {video_id: cues for video_id, cues in transcripts.items() if video_id is not None}
+    return _json_cues(document, source_name)
 
 
 # --------------------------------------------------------------------------- reading and decoding
@@ -386,12 +369,6 @@ def _parse_timedtext_xml(text: str, source_name: str) -> list[Cue]:
 
 # --------------------------------------------------------------------------- JSON shapes
 
-# What a JSON file holds: cues per video id, or one transcript under the key None.
-_Transcripts = dict[str | None, list[Cue]]
-
-_YOUTUBE_ID = re.compile(r"(?:youtu\.be/|[?&]v=|/shorts/|/embed/)([A-Za-z0-9_-]{11})")
-
-
 def _load_json(text: str, source_name: str) -> Any:
     try:
         return json.loads(text)
@@ -408,24 +385,8 @@ def _looks_like_json3(data: bytes) -> bool:
     return head.startswith(b"{") and b'"events"' in head
 
 
-def _is_single(transcripts: _Transcripts) -> bool:
-    return list(transcripts) == [None]
-
-
-def _single(transcripts: _Transcripts, source_name: str) -> list[Cue]:
-    if _is_single(transcripts):
-        return transcripts[None]
-    ids = sorted(video_id for video_id in transcripts if video_id is not None)
-    shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
-    raise CaptionError(
-        source_name,
-        f"holds {len(ids)} videos' transcripts ({shown}); read it with parse_transcript_collection "
-        "or pick one video (chaffee captions FILE --video ID)",
-    )
-
-
-def _json_transcripts(data: Any, source_name: str) -> _Transcripts:
-    """Recognise the shape of a parsed transcript JSON document and read it."""
+def _json_cues(data: Any, source_name: str) -> list[Cue]:
+    """Recognise the shape of a parsed caption JSON document and read its cues."""
     for recognises, read in _JSON_SHAPES:
         if recognises(data):
             return read(data, source_name)
@@ -433,7 +394,9 @@ def _json_transcripts(data: Any, source_name: str) -> _Transcripts:
     if metadata:
         raise CaptionError(source_name, f"is {metadata}, not captions or a transcript")
     raise CaptionError(
-        source_name, f"is JSON but not a transcript shape this parser knows ({_describe(data)})"
+        source_name,
+        f"is JSON but no caption format a channel produces ({_describe(data)}); an evaluation set's"
+        " transcripts are read by chaffee_assets.retrieval.transcript_sets (or chaffee captions FILE)",
     )
 
 
@@ -462,8 +425,16 @@ def _dicts(data: Any) -> bool:
 
 
 def _is_cue_list(data: Any) -> bool:
-    """``[{text, start, duration|dur|end}]``; an empty list counts (a video with no captions)."""
-    return _dicts(data) and all("start" in item and ({"duration", "dur", "end"} & set(item)) for item in data)
+    """``[{text, start, duration|dur|end}]``; an empty list counts (a video with no captions).
+
+    Rows without text (chapter markers) are allowed, but not a list where none has text: that is
+    a chapter list of an evaluation set, whose words sit under another key.
+    """
+    return (
+        _dicts(data)
+        and all("start" in item and ({"duration", "dur", "end"} & set(item)) for item in data)
+        and (not data or any("text" in item for item in data))
+    )
 
 
 def _is_json3(data: Any) -> bool:
@@ -478,34 +449,7 @@ def _is_timedtext_wrapper(data: Any) -> bool:
     return bool(data) and _dicts(data) and all(isinstance(item.get("data"), list) for item in data)
 
 
-def _is_chapter_list(data: Any) -> bool:
-    return (
-        bool(data)
-        and _dicts(data)
-        and all("start" in item and isinstance(item.get("transcript"), str) for item in data)
-    )
-
-
-def _is_id_keyed(data: Any, inner: Callable[[Any], bool]) -> bool:
-    return isinstance(data, dict) and bool(data) and all(inner(value) for value in data.values())
-
-
-def _is_excerpt(data: Any) -> bool:
-    return isinstance(data, dict) and {"begin", "end", "text"} <= set(data)
-
-
-def _is_video_records(data: Any) -> bool:
-    return (
-        bool(data)
-        and _dicts(data)
-        and all(
-            isinstance(item.get("transcript"), list) or isinstance(item.get("transcripts"), list)
-            for item in data
-        )
-    )
-
-
-def _read_json3(data: Any, source_name: str) -> _Transcripts:
+def _read_json3(data: Any, source_name: str) -> list[Cue]:
     """YouTube json3: events with millisecond times; segments carry the words."""
     cues = []
     for event in data["events"]:
@@ -516,84 +460,42 @@ def _read_json3(data: Any, source_name: str) -> _Transcripts:
         duration = _number(event.get("dDurationMs", 0), source_name, "dDurationMs") / 1000
         text = "".join(str(seg.get("utf8", "")) for seg in segs if isinstance(seg, dict))
         cues.append(Cue(start, start + duration, text))
-    return {None: _finish(cues, source_name)}
+    return _finish(cues, source_name)
 
 
-def _read_verbose_json(data: Any, source_name: str) -> _Transcripts:
+def _read_verbose_json(data: Any, source_name: str) -> list[Cue]:
     """OpenAI / Whisper verbose_json: ``{"text", "segments": [{start, end, text}]}``."""
-    return {None: _cue_list(data["segments"], source_name, "segments")}
+    return cue_rows(data["segments"], source_name, "segments")
 
 
-def _read_cue_list(data: Any, source_name: str) -> _Transcripts:
-    return {None: _cue_list(data, source_name, "transcript")}
+def _read_cue_list(data: Any, source_name: str) -> list[Cue]:
+    return cue_rows(data, source_name, "transcript")
 
 
-def _read_timedtext_wrapper(data: Any, source_name: str) -> _Transcripts:
+def _read_timedtext_wrapper(data: Any, source_name: str) -> list[Cue]:
     """``[{"data": [{start, dur, text}]}]``: string times; entries without text mark chapters."""
     entries = [entry for item in data for entry in item["data"]]
-    return {None: _cue_list(entries, source_name, "data")}
+    return cue_rows(entries, source_name, "data")
 
 
-def _read_chapter_list(data: Any, source_name: str) -> _Transcripts:
-    """``[{start, end, desc, transcript}]``: one cue per chapter, its whole text."""
-    return {None: _chapter_cues(data, source_name)}
-
-
-def _read_id_keyed_cue_lists(data: Any, source_name: str) -> _Transcripts:
-    return {str(video_id): _cue_list(items, source_name, str(video_id)) for video_id, items in data.items()}
-
-
-def _read_id_keyed_excerpts(data: Any, source_name: str) -> _Transcripts:
-    """``{video_id: {begin, end, text}}``: a timed excerpt per video (e.g. Whisper's Meanwhile set)."""
-    transcripts: _Transcripts = {}
-    for video_id, excerpt in data.items():
-        start = _time_value(excerpt["begin"], source_name, f"{video_id}.begin")
-        end = _time_value(excerpt["end"], source_name, f"{video_id}.end")
-        transcripts[str(video_id)] = _finish([Cue(start, end, str(excerpt["text"]))], source_name)
-    return transcripts
-
-
-def _read_video_records(data: Any, source_name: str) -> _Transcripts:
-    """Lists of videos, each with an id (or YouTube URL) and a cue list or chapter list."""
-    transcripts: _Transcripts = {}
-    for index, record in enumerate(data):
-        video_id = _record_video_id(record, source_name, index)
-        if video_id in transcripts:
-            raise CaptionError(source_name, f"video {video_id} appears twice")
-        if isinstance(record.get("transcript"), list):
-            transcripts[video_id] = _cue_list(record["transcript"], source_name, video_id)
-        elif _is_chapter_list(record["transcripts"]) or not record["transcripts"]:
-            transcripts[video_id] = _chapter_cues(record["transcripts"], source_name)
-        else:
-            transcripts[video_id] = _cue_list(record["transcripts"], source_name, video_id)
-    return transcripts
-
-
-def _record_video_id(record: Mapping[str, Any], source_name: str, index: int) -> str:
-    for key in ("video_id", "id"):
-        if isinstance(record.get(key), str) and record[key]:
-            return record[key]
-    for key in ("youtube", "url", "video_url"):
-        match = _YOUTUBE_ID.search(str(record.get(key) or ""))
-        if match:
-            return match.group(1)
-    raise CaptionError(source_name, f"entry {index} has no video id or YouTube URL")
-
-
-_JSON_SHAPES: list[tuple[Callable[[Any], bool], Callable[[Any, str], _Transcripts]]] = [
+_JSON_SHAPES: list[tuple[Callable[[Any], bool], Callable[[Any, str], list[Cue]]]] = [
     (_is_json3, _read_json3),
     (_is_verbose_json, _read_verbose_json),
-    # Chapters have start and end too, so they must be told apart before plain cue lists.
-    (_is_chapter_list, _read_chapter_list),
     (_is_cue_list, _read_cue_list),
     (_is_timedtext_wrapper, _read_timedtext_wrapper),
-    (_is_video_records, _read_video_records),
-    (lambda data: _is_id_keyed(data, _is_cue_list), _read_id_keyed_cue_lists),
-    (lambda data: _is_id_keyed(data, _is_excerpt), _read_id_keyed_excerpts),
 ]
 
 
-def _cue_list(items: list[Mapping[str, Any]], source_name: str, where: str) -> list[Cue]:
+# --------------------------------------------------------------------------- helpers for other readers
+
+
+def load_json_file(path: Path) -> Any:
+    """The parsed JSON document of a transcript file; CaptionError naming the file when it is not one."""
+    source_name = str(path)
+    return _load_json(_decode(_read_bytes(Path(path)), source_name), source_name)
+
+
+def cue_rows(items: list[Mapping[str, Any]], source_name: str, where: str) -> list[Cue]:
     """``{start, duration|dur|end, text}`` rows; numbers may be strings; rows without text are skipped."""
     cues = []
     for index, item in enumerate(items):
@@ -602,26 +504,22 @@ def _cue_list(items: list[Mapping[str, Any]], source_name: str, where: str) -> l
         text = item.get("text")
         if not isinstance(text, str):
             continue  # chapter markers carry times only
-        start = _time_value(item["start"], source_name, f"{where}[{index}].start")
+        start = time_value(item["start"], source_name, f"{where}[{index}].start")
         if "end" in item:
-            end = _time_value(item["end"], source_name, f"{where}[{index}].end")
+            end = time_value(item["end"], source_name, f"{where}[{index}].end")
         else:
             length = item.get("duration", item.get("dur", 0))
-            end = start + _time_value(length, source_name, f"{where}[{index}].duration")
+            end = start + time_value(length, source_name, f"{where}[{index}].duration")
         cues.append(Cue(start, end, text))
     return _finish(cues, source_name)
 
 
-def _chapter_cues(chapters: list[Mapping[str, Any]], source_name: str) -> list[Cue]:
-    cues = []
-    for index, chapter in enumerate(chapters):
-        start = _time_value(chapter["start"], source_name, f"chapter {index} start")
-        end = _time_value(chapter.get("end", start), source_name, f"chapter {index} end")
-        cues.append(Cue(start, end, str(chapter.get("transcript") or "")))
+def finish_cues(cues: Iterable[Cue], source_name: str) -> list[Cue]:
+    """The common normal form every reader ends in (see the module docstring)."""
     return _finish(cues, source_name)
 
 
-def _time_value(value: Any, source_name: str, where: str) -> float:
+def time_value(value: Any, source_name: str, where: str) -> float:
     """Seconds from a JSON number, a numeric string, or a ``[h:]mm:ss[.f]`` string."""
     if isinstance(value, str) and ":" in value:
         return _parse_timestamp(value, source_name, where)
