@@ -29,7 +29,7 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, WarehouseError):
         return exc.transient
-    if isinstance(exc, psycopg.OperationalError | psycopg.errors.TransactionRollbackError):
+    if isinstance(exc, psycopg.OperationalError | psycopg.errors.TransactionRollback):
         return True  # a lost connection, a server restart, a serialisation failure or deadlock
     return isinstance(exc, ConnectionError | TimeoutError | urllib.error.URLError)
 

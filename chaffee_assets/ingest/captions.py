@@ -369,6 +369,7 @@ def _parse_timedtext_xml(text: str, source_name: str) -> list[Cue]:
 
 # --------------------------------------------------------------------------- JSON shapes
 
+
 def _load_json(text: str, source_name: str) -> Any:
     try:
         return json.loads(text)

@@ -36,7 +36,8 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     """
     text = _CONTROL.sub("", value)
     if not text.isascii():
-        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        # Through UTF-16, an unpaired surrogate becomes one U+FFFD and a split pair is joined.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     if not multiline:
         text = _LINE_SPACE.sub(" ", text)
     return text.strip()
