@@ -88,9 +88,6 @@ def _default_conn_factory() -> psycopg.Connection:
 class _RetryableStatus(Exception):
     """An HTTP answer worth asking again (429, 5xx) or a request that never got an answer."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-
 
 def normalise_channel_url(channel_url: str) -> str:
     """The channel's base URL: no trailing slash, no tab (`/videos`, `/streams`…) at the end."""
