@@ -198,7 +198,8 @@ def clean_text(raw: str) -> str:
     text = _INLINE_TIMESTAMP.sub("", raw)
     text = _TAG.sub("", text)
     text = _ASS_OVERRIDE.sub("", text)
-    return " ".join(clean_control_characters(html.unescape(text)).split())
+    # Line breaks are kept here: the split below turns every whitespace run into one space anyway.
+    return " ".join(clean_control_characters(html.unescape(text), multiline=True).split())
 
 
 def _finish(cues: Iterable[Cue], source_name: str) -> list[Cue]:
