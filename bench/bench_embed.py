@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from eval_dev import EVAL, read_cues  # noqa: E402
+from bench_support import EVAL, read_cues  # noqa: E402
 
 from chaffee_assets.retrieval.embedder import Embedder, default_model_path, document_text  # noqa: E402
 from chaffee_assets.retrieval.segmenter import SegmentParams, segment_cues  # noqa: E402

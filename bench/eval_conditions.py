@@ -141,7 +141,11 @@ def run_condition(condition: Condition, into: Path, chaffee: str) -> dict:
     subprocess.run([chaffee, "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([chaffee, "ingest", "--library", str(library)], env=env, check=True)
     out = subprocess.run(
-        [chaffee, "eval", str(condition.questions), "--json"], env=env, check=True, capture_output=True, text=True
+        [chaffee, "eval", str(condition.questions), "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout)
 

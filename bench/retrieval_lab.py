@@ -144,7 +144,9 @@ def build(model: str, stride: float = 30.0) -> None:
                 starts.append(seg.start_s)
                 ends.append(seg.end_s)
                 corpus.text.append(seg.text)
-        corpus.questions[lib] = [dataclasses.asdict(q) for q in load_questions(EVAL / lib / "questions.jsonl")]
+        corpus.questions[lib] = [
+            dataclasses.asdict(q) for q in load_questions(EVAL / lib / "questions.jsonl")
+        ]
     corpus.start, corpus.end = np.array(starts), np.array(ends)
     print(f"{len(corpus.text)} segments", flush=True)
     corpus.vectors["plain"] = cached_encode(embedder, corpus.text)
@@ -411,8 +413,14 @@ def add_reference(model: str) -> None:
     print(f"reference: {len(text)} windows", flush=True)
     vectors = cached_encode(embedder, text)
     tokens = [re.findall(r"\w+", t.lower()) for t in text]
-    ref = {"video": video, "library": library, "start": np.array(start), "end": np.array(end),
-           "vectors": vectors, "tokens": tokens}
+    ref = {
+        "video": video,
+        "library": library,
+        "start": np.array(start),
+        "end": np.array(end),
+        "vectors": vectors,
+        "tokens": tokens,
+    }
     (LAB / f"reference_{embedder.model_name}.pkl").write_bytes(pickle.dumps(ref))
 
 
@@ -426,8 +434,11 @@ def run_reference(corpus: Corpus, only: list[str] | None) -> None:
         if only and cond.name not in only:
             continue
         keep_videos = {corpus.video[i]: corpus.library[i] for i in cond.members}
-        members = [j for j, (v, lb) in enumerate(zip(ref["video"], ref["library"], strict=True))
-                   if keep_videos.get(v) == lb]
+        members = [
+            j
+            for j, (v, lb) in enumerate(zip(ref["video"], ref["library"], strict=True))
+            if keep_videos.get(v) == lb
+        ]
         vid = np.array([ref["video"][j] for j in members])
         st, en = ref["start"][members], ref["end"][members]
         vecs = ref["vectors"][members]
@@ -454,7 +465,11 @@ def run_reference(corpus: Corpus, only: list[str] | None) -> None:
             fused = np.zeros(n)
             fused[vtop] += 1 / (60 + np.arange(1, 101))
             fused[ttop] += 1 / (60 + np.arange(1, 101))
-            for mode, order in (("hybrid", np.argsort(-fused)[:10]), ("vector", vtop[:10]), ("text", ttop[:10])):
+            for mode, order in (
+                ("hybrid", np.argsort(-fused)[:10]),
+                ("vector", vtop[:10]),
+                ("text", ttop[:10]),
+            ):
                 rank = None
                 for r, i in enumerate(order, start=1):
                     if vid[i] == q["video_id"] and st[i] <= q["end_s"] and en[i] >= q["start_s"]:
@@ -471,7 +486,9 @@ def chunk_window_map(corpus: Corpus, index: Index, key: str) -> tuple[np.ndarray
         corpus.extra[key] = pickle.loads((LAB / f"{key}_all-MiniLM-L6-v2.pkl").read_bytes())
     ch = corpus.extra[key]
     lib_of = {corpus.video[i]: corpus.library[i] for i in index.members}
-    keep = [j for j, (v, lb) in enumerate(zip(ch["video"], ch["library"], strict=True)) if lib_of.get(v) == lb]
+    keep = [
+        j for j, (v, lb) in enumerate(zip(ch["video"], ch["library"], strict=True)) if lib_of.get(v) == lb
+    ]
     by_video: dict[str, list[int]] = defaultdict(list)
     for local, j in enumerate(keep):
         by_video[ch["video"][j]].append(local)
@@ -534,7 +551,9 @@ def evaluate(corpus: Corpus, cond: Condition, knobs: dict) -> dict[str, tuple[fl
             # Both scores for every candidate of either list, ranked within the union, then RRF.
             vr = cands[np.argsort(-vscore[cands], kind="stable")]
             tr = cands[np.argsort(-tscore[cands], kind="stable")]
-            fused = rrf([(vr, knobs.get("wv", 1.0)), (tr, knobs.get("wt", 1.0))], knobs.get("rrf_k", 30), index.n)
+            fused = rrf(
+                [(vr, knobs.get("wv", 1.0)), (tr, knobs.get("wt", 1.0))], knobs.get("rrf_k", 30), index.n
+            )
         elif knobs.get("fusion") == "union_convex":
             v, t = vscore[cands], tscore[cands]
             if knobs.get("norm") == "tm2c2":
@@ -643,7 +662,12 @@ VARIANTS: dict[str, dict] = {
     "words + title video .5": {"length": "words", "context": "title", "context_level": "video", "wc": 0.5},
     "words + title video .25": {"length": "words", "context": "title", "context_level": "video", "wc": 0.25},
     "words + title video 1": {"length": "words", "context": "title", "context_level": "video", "wc": 1.0},
-    "words + title+desc video .5": {"length": "words", "context": "title+desc", "context_level": "video", "wc": 0.5},
+    "words + title+desc video .5": {
+        "length": "words",
+        "context": "title+desc",
+        "context_level": "video",
+        "wc": 0.5,
+    },
     "words, union rrf": {"length": "words", "fusion": "union_rrf"},
     "words, union rrf 60": {"length": "words", "fusion": "union_rrf", "rrf_k": 60},
     "words, union convex .5": {"length": "words", "fusion": "union_convex", "alpha": 0.5},

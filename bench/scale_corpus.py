@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from eval_dev import EVAL, CachedEmbedder, read_cues  # noqa: E402
+from bench_support import EVAL, CachedEmbedder, read_cues  # noqa: E402
 
 from chaffee_assets.retrieval.segmenter import Segment, SegmentParams, segment_cues  # noqa: E402
 
@@ -92,24 +92,103 @@ def synthetic_videos(
             for _ in range(run):
                 blocks.append(source[cursors[k] % len(source)])
                 cursors[k] += 1
-        segments: list[Segment] = []
-        vectors: list[np.ndarray] = []
-        clock = [0.0]
-        for block in blocks:
-            clock.append(clock[-1] + block.seconds)
-        for i in range(0, len(blocks) - WINDOW_BLOCKS + 1, STRIDE_BLOCKS):
-            part = blocks[i : i + WINDOW_BLOCKS]
-            vec = np.sum([b.vector for b in part], axis=0)
-            segments.append(
-                Segment(len(segments), clock[i], clock[i + WINDOW_BLOCKS], " ".join(b.text for b in part))
-            )
-            vectors.append(vec / np.linalg.norm(vec))
+        video = _windows(f"scale{number:05d}", f"Recombined talk {number}", blocks)
         published = first_day + timedelta(days=rng.randrange(span_days), seconds=rng.randrange(86_400))
-        made += len(segments)
-        yield SyntheticVideo(
-            f"scale{number:05d}",
-            f"Recombined talk {number}",
-            published,
-            segments,
-            np.stack(vectors).astype(np.float32),
+        made += len(video.segments)
+        yield SyntheticVideo(video.video_id, video.title, published, video.segments, video.vectors)
+
+
+def load_through_product(
+    url: str, videos: list[SyntheticVideo], model: str, dimension: int
+) -> dict[str, float]:
+    """Write the library the way a backfill does, indexes and statistics maintained as rows arrive.
+
+    Returns seconds per phase: video rows, transcripts, segments (GIN index and the BM25 statistics
+    triggers), embeddings (binary COPY and the model's HNSW index).
+    """
+    import time
+
+    from chaffee_assets.ingest import store as ingest_store
+    from chaffee_assets.ingest.cues import Cue
+    from chaffee_assets.ingest.videos import Video
+    from chaffee_assets.retrieval import store
+    from chaffee_assets.warehouse import connect
+
+    figures: dict[str, float] = {}
+    with connect(url, autocommit=True) as conn:
+        store.register_model(conn, model, dimension, source=model)
+        t0 = time.perf_counter()
+        ingest_store.upsert_videos(
+            conn,
+            [
+                Video(v.video_id, "library", v.title, v.published_at, duration_s=v.segments[-1].end_s)
+                for v in videos
+            ],
         )
+        figures["videos_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        transcript_ids = {}
+        for v in videos:
+            cues = [Cue(s.start_s, s.end_s, s.text) for s in v.segments[::2]]
+            transcript_ids[v.video_id] = ingest_store.write_transcript(
+                conn, v.video_id, cues, source="library_file", language="en"
+            ).transcript_id
+        figures["transcripts_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        segment_ids = {
+            v.video_id: store.replace_segments(conn, v.video_id, transcript_ids[v.video_id], v.segments)
+            for v in videos
+        }
+        figures["segments_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        batch: list[tuple[int, np.ndarray]] = []
+        for v in videos:
+            batch.extend(zip(segment_ids[v.video_id], v.vectors, strict=True))
+            if len(batch) >= 5000:
+                store.write_embeddings(conn, model, batch)
+                batch = []
+        if batch:
+            store.write_embeddings(conn, model, batch)
+        figures["embeddings_s"] = time.perf_counter() - t0
+        conn.execute("ANALYZE")
+    return {k: round(v, 1) for k, v in figures.items()}
+
+
+def copied_videos(
+    sources: list[list[Block]], target_segments: int, noise: float = 0.3, seed: int = 7
+) -> Iterator[SyntheticVideo]:
+    """The stress case: the real videos' windows copied until `target_segments` exist, each copy's
+    vectors moved by noise of norm `noise` (every window has dozens of near-twins)."""
+    rng = np.random.default_rng(seed)
+    first_day = datetime(2015, 1, 1, tzinfo=UTC)
+    made = copy = 0
+    while made < target_segments:
+        copy += 1
+        for number, blocks in enumerate(sources):
+            if made >= target_segments:
+                return
+            video = _windows(f"copy{copy:03d}-{number:04d}", f"Copy {copy} of talk {number}", blocks)
+            jitter = rng.standard_normal(video.vectors.shape).astype(np.float32)
+            moved = video.vectors + noise * jitter / np.linalg.norm(jitter, axis=1, keepdims=True)
+            made += len(video.segments)
+            yield SyntheticVideo(
+                video.video_id,
+                video.title,
+                first_day + timedelta(days=int(rng.integers(0, 4300))),
+                video.segments,
+                (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32),
+            )
+
+
+def _windows(video_id: str, title: str, blocks: list[Block]) -> SyntheticVideo:
+    clock = [0.0]
+    for block in blocks:
+        clock.append(clock[-1] + block.seconds)
+    segments, vectors = [], []
+    for i in range(0, max(len(blocks) - WINDOW_BLOCKS + 1, 1), STRIDE_BLOCKS):
+        part = blocks[i : i + WINDOW_BLOCKS]
+        vec = np.sum([b.vector for b in part], axis=0)
+        end = clock[min(i + WINDOW_BLOCKS, len(blocks))]
+        segments.append(Segment(len(segments), clock[i], end, " ".join(b.text for b in part)))
+        vectors.append(vec / np.linalg.norm(vec))
+    return SyntheticVideo(video_id, title, datetime(2015, 1, 1, tzinfo=UTC), segments, np.stack(vectors))

@@ -27,6 +27,10 @@ DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_START_DATE = date(2015, 1, 1)
 DEFAULT_DAILY_BUDGET_USD = 5.00
 DEFAULT_LOCAL_AFTER_DAYS = 7
+# One upload of at most 25 MB: minutes, not the hour four 900 s attempts would allow
+# (transcription/openai_whisper.py says why).
+DEFAULT_OPENAI_TIMEOUT_S = 300.0
+DEFAULT_OPENAI_MAX_RETRIES = 2
 DEFAULT_DAILY_CRON = "30 6 * * *"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_RETRY_PARTITIONS_PER_TICK = 14
@@ -67,6 +71,10 @@ class Settings:
     openai_base_url: str | None = field(default=None, metadata={"env": "OPENAI_BASE_URL"})
     daily_budget_usd: float = field(
         default=DEFAULT_DAILY_BUDGET_USD, metadata={"env": "CHAFFEE_DAILY_BUDGET_USD"}
+    )
+    openai_timeout_s: float = field(default=DEFAULT_OPENAI_TIMEOUT_S, metadata={"env": "CHAFFEE_OPENAI_TIMEOUT_S"})
+    openai_max_retries: int = field(
+        default=DEFAULT_OPENAI_MAX_RETRIES, metadata={"env": "CHAFFEE_OPENAI_MAX_RETRIES"}
     )
     local_after_days: int = field(
         default=DEFAULT_LOCAL_AFTER_DAYS, metadata={"env": "CHAFFEE_LOCAL_AFTER_DAYS"}
@@ -116,6 +124,8 @@ class Settings:
             openai_api_key=env.get("OPENAI_API_KEY", str),
             openai_base_url=env.get("OPENAI_BASE_URL", str),
             daily_budget_usd=env.get("CHAFFEE_DAILY_BUDGET_USD", _amount, DEFAULT_DAILY_BUDGET_USD),
+            openai_timeout_s=env.get("CHAFFEE_OPENAI_TIMEOUT_S", _positive_float, DEFAULT_OPENAI_TIMEOUT_S),
+            openai_max_retries=env.get("CHAFFEE_OPENAI_MAX_RETRIES", _count, DEFAULT_OPENAI_MAX_RETRIES),
             local_after_days=env.get("CHAFFEE_LOCAL_AFTER_DAYS", _count, DEFAULT_LOCAL_AFTER_DAYS),
             whisper_model=env.get("CHAFFEE_WHISPER_MODEL", str),
             whisper_device=env.get("CHAFFEE_WHISPER_DEVICE", str, "auto"),

@@ -13,7 +13,6 @@ from chaffee_assets.ingest.captions import (
     detect_format,
     parse_caption_file,
     parse_captions,
-    parse_transcript_collection,
 )
 from chaffee_assets.ingest.cues import Cue
 from chaffee_assets_tests.conftest import REALDATA, shared_path
@@ -91,22 +90,6 @@ def test_real_single_video_json_parses_into_normalised_cues(name: str) -> None:
     assert_normalised(cues)
 
 
-@pytest.mark.parametrize("name", COLLECTION_FILES)
-def test_real_collection_parses_into_transcripts_keyed_by_video_id(name: str) -> None:
-    transcripts = parse_transcript_collection(shared_path("realdata", "transcripts_json", name))
-    assert len(transcripts) > 1
-    for video_id, cues in transcripts.items():
-        assert re.fullmatch(r"[A-Za-z0-9_-]{11}", video_id)
-        assert cues
-        assert_normalised(cues)
-
-
-@pytest.mark.parametrize("name", COLLECTION_FILES)
-def test_real_collection_given_to_the_single_file_parser_says_to_pick_a_video(name: str) -> None:
-    with pytest.raises(CaptionError, match=r"videos' transcripts.*parse_transcript_collection.*--video"):
-        parse_caption_file(shared_path("realdata", "transcripts_json", name))
-
-
 @pytest.mark.parametrize("name", YTDLP_INFO_FILES)
 def test_ytdlp_metadata_is_rejected_as_not_captions(name: str) -> None:
     path = shared_path("realdata", "ytdlp_info", name)
@@ -119,19 +102,6 @@ def test_ytdlp_metadata_is_rejected_as_not_captions(name: str) -> None:
 def test_video_metadata_list_is_rejected_as_not_captions(name: str) -> None:
     with pytest.raises(CaptionError, match="video metadata records, not captions"):
         parse_caption_file(shared_path("realdata", "transcripts_json", name))
-
-
-@pytest.mark.parametrize("name", SINGLE_JSON_FILES)
-def test_collection_parser_rejects_a_single_video_file(name: str) -> None:
-    with pytest.raises(CaptionError, match="one video's transcript, not a collection"):
-        parse_transcript_collection(shared_path("realdata", "transcripts_json", name))
-
-
-@pytest.mark.parametrize("folder", ["vtt", "srt"])
-def test_collection_parser_rejects_caption_files(folder: str) -> None:
-    name = (VTT_FILES if folder == "vtt" else SRT_FILES)[0]
-    with pytest.raises(CaptionError, match="holds one video's captions"):
-        parse_transcript_collection(shared_path("realdata", folder, name))
 
 
 # --------------------------------------------------------------------------- YouTube auto captions
@@ -243,15 +213,6 @@ def test_clipsift_absurd_last_duration_is_clamped_to_its_words() -> None:
     assert cues[-2].end - cues[-2].start == pytest.approx(5.0)
 
 
-def test_youtube_transcript_api_collection_decodes_legacy_entities() -> None:
-    transcripts = parse_transcript_collection(
-        shared_path("realdata", "transcripts_json", "youtube-transcript-api_2018_transcripts.json")
-    )
-    assert len(transcripts) == 30
-    assert sum(map(len, transcripts.values())) == 2155
-    assert transcripts["AwmHb44_ouw"][0] == Cue(2.959, 10.2, "if you didn't know already how to do it")
-
-
 def test_timedtext_json_skips_chapter_markers_and_reads_string_times() -> None:
     path = shared_path("realdata", "transcripts_json", "huberman_health-ai-assistant", "2XMb3MD6g6Q.json")
     raw = json.loads(path.read_text("utf-8"))[0]["data"]
@@ -259,39 +220,6 @@ def test_timedtext_json_skips_chapter_markers_and_reads_string_times() -> None:
     assert len(cues) == sum(1 for entry in raw if "text" in entry) == 299
     assert cues[0].start == 0.24 and cues[0].end == 6.96
     assert cues[0].text.startswith("Welcome to Huberman Lab Essentials")
-
-
-def test_merged_collection_drops_empty_chapter_rows() -> None:
-    transcripts = parse_transcript_collection(
-        shared_path("realdata", "transcripts_json", "huberman_health-ai-assistant", "merged.json")
-    )
-    assert len(transcripts) == 10
-    assert transcripts["alVWRl_X_AA"][0].start == 0.24
-
-
-def test_chapter_merged_collection_keys_by_youtube_url_and_gives_a_cue_per_chapter() -> None:
-    transcripts = parse_transcript_collection(
-        shared_path(
-            "realdata",
-            "transcripts_json",
-            "huberman_chapters_leonseet",
-            "andrew_huberman_episodes_processed_small.json",
-        )
-    )
-    assert len(transcripts) == 11
-    first = transcripts["sxgCC4H1dl8"][0]
-    assert (first.start, first.end) == (0.0, 201.0)
-    assert first.text.startswith("welcome to the huberman Lab podcast")
-
-
-def test_whisper_meanwhile_is_a_collection_of_one_timed_excerpt_per_video() -> None:
-    transcripts = parse_transcript_collection(
-        shared_path("realdata", "transcripts_json", "whisper_meanwhile.json")
-    )
-    assert len(transcripts) == 64
-    [excerpt] = transcripts["1YOmY-Vjy-o"]
-    assert (excerpt.start, excerpt.end) == (64.0, 131.0)
-    assert excerpt.text.startswith("FOLKS, IF YOU WATCH THE SHOW, YOU KNOW I SPEND")
 
 
 def test_whisper_verbose_json_reads_segments() -> None:
@@ -446,14 +374,6 @@ def test_youtube_transcript_api_list() -> None:
     assert parse_captions(data, "json") == [Cue(1.0, 3.0, "a'b")]
 
 
-def test_chapter_list_for_one_video() -> None:
-    words = " ".join(["so"] * 40)
-    data = json.dumps(
-        [{"start": 0, "end": 90.5, "desc": "Intro", "transcript": words, "sentencepiece_token_length": 40}]
-    )
-    assert parse_captions(data, "json") == [Cue(0.0, 90.5, words)]
-
-
 def test_empty_json_list_is_empty_captions() -> None:
     assert parse_captions("[]", "json") == []
 
@@ -473,7 +393,7 @@ def test_empty_json_list_is_empty_captions() -> None:
         ("badtime.vtt", b"WEBVTT\n\n00:00:0x.000 --> 00:00:02.000\nhi\n", "line 3: bad timestamp"),
         ("minutes.vtt", b"WEBVTT\n\n00:61:00.000 --> 01:02:00.000\nhi\n", "bad timestamp"),
         ("notes.txt", b"WEBVTT\n", "unsupported caption file type '.txt'"),
-        ("shape.json", b'{"hello": "world"}', "not a transcript shape"),
+        ("shape.json", b'{"hello": "world"}', "no caption format a channel produces"),
         ("strings.json", b'[{"text": "hi", "start": "soon", "duration": 1}]', "expected a number"),
         ("broken.srv3", b"<timedtext><body><p t='1'>", "not valid timedtext XML"),
         ("other.xml", b"<html><body/></html>", "not YouTube timedtext"),

@@ -155,3 +155,33 @@ def test_command_in_a_subprocess_prints_cues() -> None:
         done.stdout.splitlines()[0]
         == "[00:00.0 → 00:04.5] Hello everybody! This is Jack Askew from to fluency.com"
     )
+
+
+def test_an_evaluation_sets_chapter_list_is_shown_a_cue_per_chapter(tmp_path: Path) -> None:
+    path = tmp_path / "episode_chapters.json"
+    intro, sleep = " ".join(["welcome to the podcast"] * 15), " ".join(["light in the morning"] * 15)
+    chapters = [
+        {"start": 0, "end": 201, "desc": "Intro", "transcript": intro},
+        {"start": 201, "end": 280.5, "desc": "Sleep", "transcript": sleep},
+    ]
+    path.write_text(json.dumps(chapters))
+    status, out, err = _run(str(path))
+    assert (status, err) == (0, "")
+    assert out.splitlines() == [f"[00:00.0 → 03:21.0] {intro}", f"[03:21.0 → 04:40.5] {sleep}"]
+
+
+def test_escape_sequences_in_a_caption_never_reach_the_terminal(tmp_path: Path) -> None:
+    # ESC [2J clears the screen, ESC ]0; retitles the window, 0x9b is the 8-bit CSI.
+    path = tmp_path / "hostile.en.vtt"
+    path.write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nfirst \x1b[2J\x1b]0;pwned\x07words\n\n"
+        "00:00:02.000 --> 00:00:03.000\nsecond\x9b31m line\n",
+        encoding="utf-8",
+    )
+    status, out, err = _run(str(path))
+    assert (status, err) == (0, "")
+    assert not any(ch in out for ch in "\x1b\x07\x9b")
+    assert out.splitlines() == [
+        "[00:01.0 → 00:02.0] first [2J]0;pwnedwords",
+        "[00:02.0 → 00:03.0] second31m line",
+    ]

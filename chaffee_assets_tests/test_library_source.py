@@ -14,6 +14,7 @@ from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
 from chaffee_assets.ingest.sources import VideoSource
 from chaffee_assets.ingest.videos import Video
 from chaffee_assets_tests.conftest import shared_path
+from chaffee_assets_tests.source_contract import contract_problems
 
 DASH_ID = "-OBCwiPPfEU"  # a real id beginning with '-', with .en.srt captions
 VTT_ID = "-wIt_WsJGfw"  # '-' and '_' in the id, with .en.vtt captions
@@ -40,8 +41,27 @@ def _info(dest: Path, video_id: str, **fields: object) -> Path:
 
 
 def test_library_source_satisfies_the_video_source_interface(huberman: LibrarySource) -> None:
-    source: VideoSource = huberman
-    assert source.name == "library"
+    assert contract_problems(huberman) == []
+    assert huberman.name == "library"
+
+
+def test_the_interface_check_catches_a_missing_member_and_a_changed_signature() -> None:
+    class NoAudio:
+        name = "partial"
+
+        def videos_published_on(self, day): ...
+        def publish_dates(self): ...
+        def fetch_captions(self, video): ...
+
+    class RenamedArgument(NoAudio):
+        def fetch_audio(self, video, folder): ...
+
+    assert not isinstance(NoAudio(), VideoSource)
+    assert contract_problems(NoAudio()) != []
+    assert isinstance(RenamedArgument(), VideoSource)
+    assert contract_problems(RenamedArgument()) == [
+        "fetch_audio('video', 'folder') differs from VideoSource.fetch_audio('video', 'dest_dir')"
+    ]
 
 
 def test_every_real_library_video_is_listed_on_its_upload_day(huberman: LibrarySource) -> None:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.parser import BytesParser
@@ -18,7 +20,9 @@ import av
 import psycopg
 import pytest
 
+from chaffee_assets.defs.transcription_resources import OpenAIWhisperResource
 from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
+from chaffee_assets.settings import SettingsError
 from chaffee_assets.transcription import budget
 from chaffee_assets.transcription.openai_whisper import OpenAISettings, OpenAITranscriber
 from chaffee_assets_tests.speech_samples import joined_speech, speech
@@ -285,3 +289,76 @@ def test_undecodable_audio_is_an_error_before_any_spend(server, warehouse_url: s
         _transcriber(server, warehouse_url).transcribe(bogus, video_id="broken")
     assert caught.value.failure_class is FailureClass.ERROR and "broken" in caught.value.message
     assert server.uploads == [] and _ledger(warehouse_url) == []
+
+
+# -- a server that never answers: the upload timeout and retries are settings ---------------------
+
+
+class SilentServer:
+    """Accepts every upload, counts it, and answers only after `answer_after_s` (long after any timeout)."""
+
+    def __init__(self, answer_after_s: float = 8.0) -> None:
+        self.uploads = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                server.uploads += 1
+                time.sleep(answer_after_s)
+                with contextlib.suppress(OSError):  # the client has long hung up
+                    self.send_response(200)
+                    self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_hung_upload_is_abandoned_after_the_configured_timeout_and_retries(
+    warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAFFEE_OPENAI_TIMEOUT_S", "1")
+    monkeypatch.setenv("CHAFFEE_OPENAI_MAX_RETRIES", "1")
+    silent = SilentServer()
+    try:
+        resource = OpenAIWhisperResource(api_key="sk-test", base_url=silent.base_url)
+        transcriber = resource.transcriber(connect=lambda: psycopg.connect(warehouse_url, autocommit=True))
+        with pytest.raises(TranscriptFailure) as caught:
+            transcriber.transcribe(speech("deepspeech/LDC93S1.wav"), video_id="hung")
+    finally:
+        silent.close()
+    assert caught.value.failure_class is FailureClass.ERROR
+    assert "did not answer the upload of video hung" in caught.value.message
+    assert (
+        "within 1 s, 2 time(s)" in caught.value.message and "CHAFFEE_OPENAI_TIMEOUT_S" in caught.value.message
+    )
+    assert silent.uploads == 2  # the first try and the one configured retry
+    assert _ledger(warehouse_url) == []  # nothing answered, nothing paid
+
+
+def test_the_default_upload_timeout_is_minutes_not_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHAFFEE_OPENAI_TIMEOUT_S", raising=False)
+    monkeypatch.delenv("CHAFFEE_OPENAI_MAX_RETRIES", raising=False)
+    settings = OpenAIWhisperResource().settings()
+    worst_case_s = settings.timeout_s * (1 + settings.max_retries)
+    assert 60 <= settings.timeout_s <= 600 and worst_case_s <= 20 * 60
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("CHAFFEE_OPENAI_TIMEOUT_S", "soon"), ("CHAFFEE_OPENAI_MAX_RETRIES", "-1")]
+)
+def test_a_malformed_timeout_setting_names_the_variable(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=f"^{name}='{value}'"):
+        OpenAIWhisperResource().settings()

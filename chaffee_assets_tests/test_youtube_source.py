@@ -10,6 +10,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.error import URLError
 
 import psycopg
 import pytest
@@ -29,7 +30,6 @@ from yt_dlp.utils import DownloadError
 
 from chaffee_assets.ingest import listing_store
 from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
-from chaffee_assets.ingest.sources import VideoSource
 from chaffee_assets.ingest.videos import Video
 from chaffee_assets.ingest.youtube import (
     FEED_URL,
@@ -48,6 +48,7 @@ from chaffee_assets.ingest.youtube import (
     video_from_api_item,
 )
 from chaffee_assets_tests.conftest import shared_path
+from chaffee_assets_tests.source_contract import contract_problems
 
 CHANNEL = "https://www.youtube.com/@anthonychaffeemd"
 CHANNEL_ID = "UCzoRyR_nlesKZuOlEjWRXQQ"
@@ -130,6 +131,8 @@ class FakeYoutubeDL:
         return io.BytesIO(self.world.subtitle_bytes)
 
     def process_ie_result(self, info: dict[str, Any], download: bool = True) -> dict[str, Any]:
+        if self.world.download_failures:
+            raise self.world.download_failures.pop(0)
         template = self.options["outtmpl"]["default"]
         path = Path(template.replace("%(id)s", info["id"]).replace("%(ext)s", "m4a"))
         path.write_bytes(b"fake m4a bytes")
@@ -148,6 +151,7 @@ class FakeWorld:
         self.now = 0.0
         self.dates: dict[str, datetime] = {}
         self.transcript_api: Any = None
+        self.download_failures: list[Exception] = []  # raised by the next audio downloads, in order
 
     def video_info(self, video_id: str) -> dict[str, Any] | Exception:
         if video_id in self.dates:
@@ -469,7 +473,8 @@ def test_durations_and_channel_helpers() -> None:
 
 
 def test_youtube_source_satisfies_the_video_source_interface(world: FakeWorld, warehouse_url: str) -> None:
-    source: VideoSource = world.source(warehouse_url)
+    source = world.source(warehouse_url)
+    assert contract_problems(source) == []
     assert source.name == "youtube"
 
 
@@ -502,7 +507,11 @@ def test_first_run_lists_the_channel_once_and_resolves_each_date_once(
     assert tab_calls == [f"{CHANNEL}/videos", f"{CHANNEL}/streams", f"{CHANNEL}/shorts"]
     per_video = [u for u in world.ydl_urls if "/watch?" in u]
     assert len(per_video) == 570  # the two feed entries came with their dates
-    assert all(o.get("sleep_interval_requests") == 0.5 for o in world.ydl_options)
+    # One pacing and retry mechanism, the source's: yt-dlp neither retries nor sleeps on its own.
+    assert all(
+        o["retries"] == o["extractor_retries"] == 0 and "sleep_interval_requests" not in o
+        for o in world.ydl_options
+    )
     assert world.sleeps and all(s <= 0.5 for s in world.sleeps)  # paced, never faster than the interval
 
     assert date(2025, 9, 20) in source.publish_dates()
@@ -769,3 +778,69 @@ def test_a_deleted_video_audio_download_is_unavailable(
     with pytest.raises(UnavailableVideo) as failure:
         world.source(warehouse_url).fetch_audio(_video("goneVideo01"), tmp_path)
     assert failure.value.availability == "deleted"
+
+
+# -- one pacer: every request spaced, transient failures retried, then one line ------------------
+
+
+def test_a_request_that_gets_no_answer_is_retried_then_reported_in_one_line(
+    world: FakeWorld, warehouse_url: str
+) -> None:
+    calls = []
+
+    def unreachable(url: str, query: Any) -> tuple[int, bytes]:
+        calls.append(url)
+        raise URLError(OSError(101, "Network is unreachable"))
+
+    world.http_get = unreachable  # type: ignore[method-assign]
+    with pytest.raises(YouTubeError) as raised:
+        world.source(warehouse_url, max_retries=2, request_interval_s=1.0).feed_entries()
+    assert len(calls) == 3
+    assert [s for s in world.sleeps if s >= 1.0] == [1.0, 2.0]
+    assert "could not reach YouTube" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_an_audio_download_dropped_midway_is_retried_by_the_pacer(
+    world: FakeWorld, warehouse_url: str, tmp_path: Path
+) -> None:
+    world.ydl_answers["https://www.youtube.com/watch?v=emyi4z-O0ls"] = _info(
+        "test_AeonCo_2_emyi4z-O0ls.info.json"
+    )
+    world.download_failures = [
+        DownloadError(
+            "ERROR: unable to download video data: <urlopen error [Errno 104] Connection reset by peer>"
+        )
+    ]
+    path = world.source(warehouse_url, request_interval_s=1.0).fetch_audio(_video("emyi4z-O0ls"), tmp_path)
+    assert path.exists() and world.download_failures == []
+    assert 1.0 in world.sleeps  # the backoff before the second try
+
+
+def test_a_throttled_audio_download_is_not_retried_forever(
+    world: FakeWorld, warehouse_url: str, tmp_path: Path
+) -> None:
+    world.ydl_answers["https://www.youtube.com/watch?v=emyi4z-O0ls"] = _info(
+        "test_AeonCo_2_emyi4z-O0ls.info.json"
+    )
+    blocked = "ERROR: [youtube] emyi4z-O0ls: Sign in to confirm you\u2019re not a bot."
+    world.download_failures = [DownloadError(blocked) for _ in range(10)]
+    with pytest.raises(TranscriptFailure) as failure:
+        world.source(warehouse_url, max_retries=2).fetch_audio(_video("emyi4z-O0ls"), tmp_path)
+    assert failure.value.failure_class is FailureClass.BLOCKED
+    assert len(world.download_failures) == 10 - 3  # the first try and two retries, no more
+
+
+def test_a_data_api_item_with_impossible_fields_keeps_the_video_without_them() -> None:
+    video = video_from_api_item(
+        {
+            "id": "apiVideo001",
+            "snippet": {"title": "Steak\x00 talk", "publishedAt": "0001-01-01T00:00:00Z", "tags": ["a", 7]},
+            "contentDetails": {"duration": "PT99999999H"},
+        }
+    )
+    assert (video.title, video.published_at, video.duration_s, video.tags) == (
+        "Steak talk",
+        None,
+        None,
+        ["a"],
+    )

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from chaffee_assets.ingest.captions import CaptionError, parse_caption_file, parse_transcript_collection
+from chaffee_assets.cli.terminal import printable
+from chaffee_assets.ingest.captions import CaptionError, parse_caption_file
 from chaffee_assets.ingest.cues import Cue
+from chaffee_assets.retrieval.transcript_sets import parse_chapter_file, parse_transcript_collection
 
 # A bad file is a usage problem, not a crash: the same status argparse uses for bad arguments.
 EXIT_BAD_FILE = 2
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     try:
         cues = load_cues(args.file, args.video)
     except CaptionError as exc:
-        print(f"error: {exc}", file=err)
+        print(f"error: {printable(exc)}", file=err)
         return EXIT_BAD_FILE
     if args.json:
         json.dump([cue.as_dict() for cue in cues], out, ensure_ascii=False, indent=1)
@@ -54,9 +56,18 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
 
 def load_cues(path: Path, video_id: str | None) -> list[Cue]:
-    """One video's cues: the whole file, or the video `video_id` of a multi-video file."""
+    """One video's cues: the whole file, or the video `video_id` of a multi-video file.
+
+    Caption formats a channel produces are read first; a JSON file that is none of them is tried
+    as an evaluation set's transcripts (a chapter list, or a collection that needs --video).
+    """
     if video_id is None:
-        return parse_caption_file(path)
+        try:
+            return parse_caption_file(path)
+        except CaptionError as not_captions:
+            if path.suffix.lower() != ".json":
+                raise
+            return _evaluation_set_transcript(path, not_captions)
     try:
         transcripts = parse_transcript_collection(path)
     except CaptionError:
@@ -68,8 +79,24 @@ def load_cues(path: Path, video_id: str | None) -> list[Cue]:
     return transcripts[video_id]
 
 
+def _evaluation_set_transcript(path: Path, not_captions: CaptionError) -> list[Cue]:
+    try:
+        return parse_chapter_file(path)
+    except CaptionError:
+        pass
+    try:
+        transcripts = parse_transcript_collection(path)
+    except CaptionError:
+        raise not_captions from None
+    ids = sorted(transcripts)
+    shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
+    raise CaptionError(
+        str(path), f"holds {len(ids)} videos' transcripts ({shown}); pick one with --video ID"
+    ) from None
+
+
 def format_cue(cue: Cue) -> str:
-    return f"[{format_time(cue.start)} → {format_time(cue.end)}] {cue.text}"
+    return f"[{format_time(cue.start)} → {format_time(cue.end)}] {printable(cue.text)}"
 
 
 def format_time(seconds: float) -> str:

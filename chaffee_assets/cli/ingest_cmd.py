@@ -8,6 +8,8 @@ import sys
 from collections import Counter
 from datetime import date
 
+from chaffee_assets.transcription import registry
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     ingest = subparsers.add_parser(
@@ -28,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="last publish day (UTC) to ingest")  # fmt: skip
     ingest.add_argument("--force", action="store_true",
                         help="replace current transcripts even when the new one is not better")  # fmt: skip
-    ingest.add_argument("--asr-engine", choices=("local_whisper", "openai"),
+    ingest.add_argument("--asr-engine", choices=registry.engine_spellings(),
                         help="force the speech-recognition engine for videos without captions")  # fmt: skip
     ingest.add_argument("--days-per-run", type=int, metavar="N",
                         help="longest span of days one run covers (default, and the most allowed: the "
@@ -40,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _ingest(args: argparse.Namespace) -> int:
     from chaffee_assets.cli.main import UserError
+    from chaffee_assets.cli.terminal import printable
     from chaffee_assets.defs.partitions import MAX_PARTITIONS_PER_RUN
     from chaffee_assets.defs.resources import VideoSourceResource, video_source_config
     from chaffee_assets.golden_queries import GoldenQueriesError, golden_queries_path, load_golden_queries
@@ -67,13 +70,15 @@ def _ingest(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
 
     upgrade()
-    source = VideoSourceResource(**{**source_config, "youtube_api_key": config.youtube_api_key}).get()
+    source = VideoSourceResource(
+        **{**source_config, "youtube_api_key": config.youtube_api_key, "proxy": config.youtube_proxy}
+    ).get()
     origin = source_config["library_dir"] or source_config["channel_url"]
     print(f"listing videos from {source.name} ({origin}) …", flush=True)
     publish_dates = source.publish_dates()
     days = days_between(args.first, args.last, sorted(publish_dates))
     for skipped in getattr(source, "skipped", lambda: [])():
-        print(f"  skipped {skipped.video_id}: {skipped.reason}")
+        print(f"  skipped {printable(skipped.video_id)}: {printable(skipped.reason)}")
     if not days:
         print("no videos published in that range")
         return 0
@@ -102,15 +107,16 @@ def _ingest(args: argparse.Namespace) -> int:
 def run_ingest(days, videos_by_day, run_config: dict, days_per_run: int, *, use_daemon: bool = True):
     """The runs for `days` on the project's instance, with progress on stdout; returns the report."""
     from chaffee_assets.cli.progress import IngestProgress
+    from chaffee_assets.cli.termination import watching_for_sigterm
     from chaffee_assets.dagster_instance import project_instance
     from chaffee_assets.ingest_runner import daemon_running, group_days, ingest_days, partitionable
 
-    with project_instance() as instance:
+    with project_instance() as instance, watching_for_sigterm() as terminated:
         ranges = group_days(partitionable(days)[0], days_per_run)
         through_daemon = use_daemon and daemon_running(instance)
         how = "as one backfill through the running Dagster daemon" if through_daemon else "in this process"
         print(f"{len(ranges)} run(s) of ingest_job of up to {days_per_run} days, {how}", flush=True)
-        progress = IngestProgress(sys.stdout, videos_by_day, ranges)
+        progress = _StopOnSigterm(IngestProgress(sys.stdout, videos_by_day, ranges), terminated)
         try:
             report = ingest_days(
                 days,
@@ -127,8 +133,38 @@ def run_ingest(days, videos_by_day, run_config: dict, days_per_run: int, *, use_
     return report
 
 
+class _StopOnSigterm:
+    """Progress that also stops the command after a run SIGTERM interrupted.
+
+    An in-process Dagster run takes the signal over: it fails the running step, and the command
+    would go on to the next range. Checked as each run ends, the signal stops it there instead.
+    """
+
+    def __init__(self, progress, terminated) -> None:
+        self._progress = progress
+        self._terminated = terminated
+
+    def run_started(self, run_id, day_range) -> None:
+        self._progress.run_started(run_id, day_range)
+
+    def event(self, run_id, event) -> None:
+        self._progress.event(run_id, event)
+
+    def run_finished(self, run_id, day_range, ok: bool) -> None:
+        from chaffee_assets.cli.termination import Terminated
+
+        self._progress.run_finished(run_id, day_range, ok)
+        if self._terminated():
+            raise Terminated()
+
+    def close(self) -> None:
+        self._progress.close()
+
+
 def print_checks(report, golden_file) -> None:
     """How many check results passed, each failure with its day, and why a check was not evaluated."""
+    from chaffee_assets.cli.terminal import printable
+
     evaluations = report.check_evaluations
     days = {e.partition for e in evaluations if e.partition}
     print(f"  checks:       {len(evaluations) - len(report.failed_checks)} of {len(evaluations)} passed "
@@ -136,7 +172,8 @@ def print_checks(report, golden_file) -> None:
     for evaluation in report.failed_checks:
         day = evaluation.partition or "this run"
         print(
-            f"    FAILED {evaluation.check_name} on {day} ({evaluation.severity.value}): {_check_detail(evaluation)}"
+            f"    FAILED {evaluation.check_name} on {day} ({evaluation.severity.value}): "
+            f"{printable(_check_detail(evaluation))}"
         )
     if not any(e.check_name == "segment_embeddings_golden_queries_check" for e in evaluations):
         from chaffee_assets.golden_queries import NOT_CONFIGURED

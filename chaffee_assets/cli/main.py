@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 # Modules that each expose `register(subparsers)`. Handlers import heavy libraries (Dagster,
@@ -44,19 +45,43 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Whatever goes wrong ends as one `error: …` line on stderr, never a traceback
+    (set CHAFFEE_DEBUG=1 to see one): 2 for what the user can fix, 1 for anything else."""
+    import psycopg
+
+    from chaffee_assets.cli import termination
+    from chaffee_assets.cli.terminal import printable
+    from chaffee_assets.error_text import one_line
     from chaffee_assets.settings import SettingsError
     from chaffee_assets.warehouse.server import WarehouseError
 
     _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
+    termination.install()
     try:
         status = args.handler(args)
     except (UserError, SettingsError, WarehouseError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(one_line(exc))}", file=sys.stderr)
         return 2
+    except termination.Terminated:
+        print("stopped (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         return 130
+    except psycopg.Error as exc:
+        if os.environ.get("CHAFFEE_DEBUG"):
+            raise
+        print(f"error: the database refused: {printable(one_line(exc))}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if os.environ.get("CHAFFEE_DEBUG"):
+            raise
+        print(
+            f"error: {type(exc).__name__}: {one_line(exc)} (set CHAFFEE_DEBUG=1 to see where)",
+            file=sys.stderr,
+        )
+        return 1
     return int(status or 0)
 
 

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from chaffee_assets.transcription import registry
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,10 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--engine",
-        choices=("local", "openai"),
-        default="local",
-        help="local faster-whisper (free; default) or OpenAI whisper-1 (paid, counted against "
-        "CHAFFEE_DAILY_BUDGET_USD)",
+        choices=registry.engine_spellings(),
+        default=registry.LOCAL_WHISPER,
+        help="; ".join(f"{e.name}: {e.description}" for e in registry.engines())
+        + " ('local' is short for local_whisper; the paid engine counts against CHAFFEE_DAILY_BUDGET_USD)",
     )
     parser.add_argument(
         "--model",
@@ -54,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Transcribe and print; errors are one `error: …` line on stderr and exit status 2."""
+    from chaffee_assets.cli.terminal import printable
+    from chaffee_assets.error_text import one_line
     from chaffee_assets.ingest.outcomes import TranscriptFailure
     from chaffee_assets.warehouse import WarehouseError
 
@@ -61,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
         transcription = _transcribe(args)
     except (TranscriptFailure, WarehouseError, ValueError) as exc:
         # WarehouseError: the spend ledger is unreachable, so no paid call was made.
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(one_line(exc))}", file=sys.stderr)
         return 2
     if args.json:
         json.dump([cue.as_dict() for cue in transcription.cues], sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
     else:
         for cue in transcription.cues:
-            print(f"[{_clock(cue.start)} → {_clock(cue.end)}] {cue.text}")
+            print(f"[{_clock(cue.start)} → {_clock(cue.end)}] {printable(cue.text)}")
     print(
         f"{len(transcription.cues)} segments, {transcription.audio_seconds:.1f} s of audio, "
         f"{transcription.engine} {transcription.model}, ${transcription.cost_usd:.4f}",
@@ -78,29 +82,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace):
-    from chaffee_assets.defs.transcription_resources import transcription_resources_from_env
+    from chaffee_assets.defs.transcription_resources import engine_resource_outside_dagster
 
     audio: Path = args.audio_file
     if not audio.is_file():
         raise ValueError(f"no such audio file: {audio}")
     language = None if args.language in ("auto", "") else args.language
-    resources = transcription_resources_from_env()
-    if args.engine == "openai":
-        openai = resources["openai_whisper"].model_copy(
-            update={"language": language, **({"model": args.model} if args.model else {})}
-        )
-        transcriber = openai.transcriber(connect=_ledger_connection)
-        return transcriber.transcribe(audio)
-    local = resources["local_whisper"]
+    engine = registry.normalise_engine(args.engine)
     update: dict[str, object] = {"language": language}
     if args.model:
         update["model"] = args.model
-    if args.device:
-        update["device"] = args.device
-    if args.compute_type:
-        update["compute_type"] = args.compute_type
-    with local.model_copy(update=update).transcriber() as transcriber:
-        return transcriber.transcribe(audio)
+    with engine_resource_outside_dagster(engine) as resource:
+        if engine == registry.OPENAI:
+            transcriber = resource.model_copy(update=update).transcriber(connect=_ledger_connection)
+            return transcriber.transcribe(audio)
+        if args.device:
+            update["device"] = args.device
+        if args.compute_type:
+            update["compute_type"] = args.compute_type
+        with resource.model_copy(update=update).transcriber() as transcriber:
+            return transcriber.transcribe(audio)
 
 
 def _ledger_connection():

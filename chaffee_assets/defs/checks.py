@@ -17,6 +17,7 @@ from chaffee_assets.golden_queries import GoldenQuery
 from chaffee_assets.ingest.cues import Cue
 from chaffee_assets.ingest.transcript_quality import transcript_issues
 from chaffee_assets.retrieval.embedder import Embedder
+from chaffee_assets.transcription import registry
 from chaffee_assets.transcription.budget import spent_today
 
 SAMPLE_LIBRARY = Path(__file__).resolve().parent.parent / "sample_library"
@@ -135,7 +136,7 @@ def transcript_quality(conn: Connection, video_ids: list[str]) -> list[dg.AssetC
     rows = _current_transcripts(conn, video_ids)
     for video_id, source, cue_dicts, duration in rows:
         cues = [Cue(float(c["start"]), float(c["end"]), c["text"]) for c in cue_dicts]
-        is_asr = source in ("local_whisper", "openai")
+        is_asr = registry.is_speech_recognition(source)
         for issue in transcript_issues(cues, duration, check_loops=is_asr):
             target = loop_problems if issue.kind in ("repetition", "compression") else coverage_problems
             target.append(f"{video_id} ({source}): {issue.detail}")

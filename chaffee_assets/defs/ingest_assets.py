@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from chaffee_assets.defs import checks
+from chaffee_assets.defs.failures import retry_only_transient
 from chaffee_assets.defs.partitions import videos_backfill_policy, videos_daily_partition
 from chaffee_assets.defs.per_day import check_evaluations, describe_days, report_day_metadata, run_days
 from chaffee_assets.defs.pools import GPU_POOL
@@ -16,17 +17,18 @@ from chaffee_assets.defs.transcription_resources import (
     LocalWhisperResource,
     OpenAIWhisperResource,
     TranscriptionPolicyResource,
+    transcriber_for,
 )
 from chaffee_assets.ingest import store
 from chaffee_assets.ingest.transcript_pipeline import TranscriptOutcome, TranscriptRules, obtain_transcript
 from chaffee_assets.ingest.videos import Video
-from chaffee_assets.transcription.engine import LOCAL_WHISPER
 
 INGEST_GROUP = "ingest"
 
-# Listing and caption requests meet transient network errors and rate limits: retry with backoff,
-# jittered so parallel runs do not retry in lockstep. Per-video failures never reach this policy
-# (they are recorded, not raised); it covers outages of the source or the database.
+# A lost database connection or a network outage: retry with backoff, jittered so parallel runs do
+# not retry in lockstep. Per-video failures never reach this policy (they are recorded, not raised),
+# and `retry_only_transient` keeps permanent failures (bad data, a refused row, a bug) and YouTube's
+# answers (already retried by the source's pacer) from it.
 network_retry_policy = dg.RetryPolicy(
     max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -51,6 +53,7 @@ def _markdown_titles(videos: list[Video], limit: int = 25) -> dg.MetadataValue:
     kinds={"youtube", "postgres"},
     description="Videos published on the partition's day (UTC), upserted into `videos` with their metadata.",
 )
+@retry_only_transient
 def videos(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, video_source: VideoSourceResource
 ) -> dg.MaterializeResult:
@@ -59,8 +62,14 @@ def videos(
     found_by_day = {day: source.videos_published_on(day) for day in days}
     found = [video for day_videos in found_by_day.values() for video in day_videos]
     with warehouse.session() as conn:
-        store.upsert_videos(conn, found)
+        writes = store.upsert_videos(conn, found)
     context.log.info(f"{len(found)} video(s) published {describe_days(days)} from {source.name}")
+    for problem in (p for v in found for p in v.metadata_problems):
+        context.log.warning(f"metadata field dropped: {problem}")
+    for video_id, reason in writes.refused.items():
+        context.log.warning(
+            f"{video_id}: the warehouse refused its metadata ({reason}); stored id, title and date"
+        )
     # A library entry that cannot be placed on a day (no info.json, no date, broken JSON) belongs to
     # no partition; every run reports them so the operator sees what to fix.
     skipped = [f"{s.video_id}: {s.reason}" for s in getattr(source, "skipped", list)()]
@@ -90,7 +99,8 @@ class TranscriptsConfig(dg.Config):
     force: bool = False
     """Replace current transcripts even when the new one is not better (e.g. a better Whisper model)."""
     asr_engine: str | None = None
-    """Force the speech-recognition engine: 'local_whisper' or 'openai' (also the run tag chaffee/asr_engine)."""
+    """Force the speech-recognition engine: a registry name or alias such as 'local_whisper' or 'openai'
+    (also the run tag chaffee/asr_engine)."""
     caption_wait_hours: float = 48.0
     """How long after publication to wait for YouTube's auto captions before paying for recognition."""
 
@@ -107,6 +117,7 @@ class TranscriptsConfig(dg.Config):
     description="The best transcript of each video of the day: captions first, then speech recognition "
     "(local Whisper for old days, OpenAI for new ones). Per-video failures are recorded, not raised.",
 )
+@retry_only_transient
 def transcripts(
     context: dg.AssetExecutionContext,
     config: TranscriptsConfig,
@@ -121,6 +132,7 @@ def transcripts(
     source = video_source.get()
     now = datetime.now(UTC)
     rules = TranscriptRules(caption_wait=timedelta(hours=config.caption_wait_hours), force=config.force)
+    engine_resources = {"local_whisper": local_whisper, "openai_whisper": openai_whisper}  # registry keys
     outcomes_by_day: dict[date, list[TranscriptOutcome]] = {day: [] for day in days}
     with warehouse.session() as conn:
         stored = {v.video_id: v for v in store.videos_between(conn, days[0], days[-1])}
@@ -139,11 +151,7 @@ def transcripts(
                 )
 
                 def recognizer(engine: str = engine):
-                    return (
-                        local_whisper.transcriber()
-                        if engine == LOCAL_WHISPER
-                        else openai_whisper.transcriber()
-                    )
+                    return transcriber_for(engine, engine_resources)
 
                 outcome = obtain_transcript(conn, video, source, recognizer, now=now, rules=rules)
                 if outcome.status not in ("written", "kept"):

@@ -95,6 +95,8 @@ class VideoSourceResource(dg.ConfigurableResource):
 
 
 YOUTUBE_API_KEY_VARIABLE = "YOUTUBE_API_KEY"
+# Resource fields whose values are secrets: a proxy URL can carry a user and password.
+SECRET_VARIABLES = {"youtube_api_key": YOUTUBE_API_KEY_VARIABLE, "proxy": "CHAFFEE_YOUTUBE_PROXY"}
 
 
 def video_source_config(
@@ -103,8 +105,8 @@ def video_source_config(
     """The `video_source` resource's config from the settings, as run config accepts it.
 
     `library_dir` or `channel_url` replace the configured source (`chaffee ingest --library/--channel`).
-    The API key stays a reference to its variable (`{"env": …}`), so its value never enters a run's
-    config or the UI.
+    The API key and the proxy stay references to their variables (`{"env": …}`), so their values
+    never enter a run's config or the UI.
     """
     if channel_url:
         library_dir = None
@@ -115,7 +117,7 @@ def video_source_config(
         "channel_url": channel_url or config.channel_url,
         "channel_id": config.channel_id,
         "youtube_api_key": {"env": YOUTUBE_API_KEY_VARIABLE} if config.youtube_api_key else None,
-        "proxy": config.youtube_proxy,
+        "proxy": {"env": SECRET_VARIABLES["proxy"]} if config.youtube_proxy else None,
         "cookies_file": str(config.youtube_cookies) if config.youtube_cookies else None,
         "request_interval_s": config.youtube_request_interval_s,
     }
@@ -124,9 +126,10 @@ def video_source_config(
 def video_source_from_env() -> VideoSourceResource:
     """The resource as the code location binds it, from the settings."""
     config = video_source_config(settings())
-    if config["youtube_api_key"]:
-        # EnvVar keeps the value out of the UI and run config.
-        config["youtube_api_key"] = dg.EnvVar(YOUTUBE_API_KEY_VARIABLE)
+    # EnvVar keeps the values out of the UI and run config.
+    for key, variable in SECRET_VARIABLES.items():
+        if config[key]:
+            config[key] = dg.EnvVar(variable)
     return VideoSourceResource(**config)
 
 

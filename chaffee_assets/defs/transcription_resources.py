@@ -8,45 +8,36 @@ paid one.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
+from typing import Any, Protocol
 
 import dagster as dg
 import psycopg
 from pydantic import Field, PrivateAttr
 
 from chaffee_assets.defs.pools import GPU_POOL  # noqa: F401 - the pool the local Whisper steps declare
-from chaffee_assets.transcription.budget import DEFAULT_DAILY_BUDGET_USD, DEFAULT_PRICE_PER_MINUTE_USD
+from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
+from chaffee_assets.settings import settings
+from chaffee_assets.transcription import registry
+from chaffee_assets.transcription.budget import DEFAULT_PRICE_PER_MINUTE_USD
+from chaffee_assets.transcription.engine import Transcriber
 from chaffee_assets.transcription.local_whisper import LocalWhisperSettings, LocalWhisperTranscriber
 from chaffee_assets.transcription.openai_whisper import (
     DEFAULT_MAX_UPLOAD_BYTES,
     OpenAISettings,
     OpenAITranscriber,
 )
-from chaffee_assets.transcription.policy import DEFAULT_LOCAL_AFTER_DAYS, choose_engine, normalise_engine
+from chaffee_assets.transcription.policy import choose_engine, normalise_engine
 
-ASR_ENGINE_TAG = "chaffee/asr_engine"  # run tag forcing the engine: local_whisper | openai
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not a number") from exc
+ASR_ENGINE_TAG = "chaffee/asr_engine"  # run tag forcing the engine: a registry name or alias
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from exc
+class TranscriberResource(Protocol):
+    """What the registry expects of an engine's resource."""
+
+    def transcriber(self) -> Transcriber: ...
 
 
 class LocalWhisperResource(dg.ConfigurableResource):
@@ -68,6 +59,17 @@ class LocalWhisperResource(dg.ConfigurableResource):
     )
 
     _transcriber: LocalWhisperTranscriber | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls) -> LocalWhisperResource:
+        """`CHAFFEE_WHISPER_MODEL`, `_DEVICE`, `_COMPUTE_TYPE`, `_BATCH_SIZE`; unset: per-device defaults."""
+        config = settings()
+        return cls(
+            model=config.whisper_model,
+            device=config.whisper_device,
+            compute_type=config.whisper_compute_type,
+            batch_size=config.whisper_batch_size,
+        )
 
     def settings(self) -> LocalWhisperSettings:
         return LocalWhisperSettings(
@@ -94,7 +96,9 @@ class LocalWhisperResource(dg.ConfigurableResource):
 
 class OpenAIWhisperResource(dg.ConfigurableResource):
     """OpenAI's transcription endpoint under a daily budget. No key or URL: the `openai` client reads
-    `OPENAI_API_KEY` and `OPENAI_BASE_URL` itself. No budget: `CHAFFEE_DAILY_BUDGET_USD`, else $5.00."""
+    `OPENAI_API_KEY` and `OPENAI_BASE_URL` itself. Unset budget, timeout and retries come from
+    `CHAFFEE_DAILY_BUDGET_USD` ($5.00), `CHAFFEE_OPENAI_TIMEOUT_S` (300) and
+    `CHAFFEE_OPENAI_MAX_RETRIES` (2)."""
 
     api_key: str | None = None
     base_url: str | None = None
@@ -103,13 +107,24 @@ class OpenAIWhisperResource(dg.ConfigurableResource):
     price_per_minute_usd: float = DEFAULT_PRICE_PER_MINUTE_USD
     daily_budget_usd: float | None = Field(default=None, description="USD per UTC day; default from env.")
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    timeout_s: float = 900.0
-    max_retries: int = 3
+    timeout_s: float | None = Field(
+        default=None, description="Seconds one upload may take before it is abandoned; default from env."
+    )
+    max_retries: int | None = Field(
+        default=None, description="Retries of a failed upload (429, 5xx, timeout); default from env."
+    )
+
+    @classmethod
+    def from_env(cls) -> OpenAIWhisperResource:
+        # EnvVar keeps the key out of the UI and run config; the client reads it itself when unset.
+        api_key = dg.EnvVar("OPENAI_API_KEY") if settings().openai_api_key else None
+        return cls(api_key=api_key)
 
     def settings(self) -> OpenAISettings:
-        budget = self.daily_budget_usd
-        if budget is None:
-            budget = _env_float("CHAFFEE_DAILY_BUDGET_USD", DEFAULT_DAILY_BUDGET_USD)
+        config = settings()
+        budget = config.daily_budget_usd if self.daily_budget_usd is None else self.daily_budget_usd
+        timeout_s = config.openai_timeout_s if self.timeout_s is None else self.timeout_s
+        max_retries = config.openai_max_retries if self.max_retries is None else self.max_retries
         return OpenAISettings(
             api_key=self.api_key or None,
             base_url=self.base_url or None,
@@ -118,8 +133,8 @@ class OpenAIWhisperResource(dg.ConfigurableResource):
             price_per_minute_usd=self.price_per_minute_usd,
             daily_budget_usd=budget,
             max_upload_bytes=self.max_upload_bytes,
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
         )
 
     def transcriber(self, connect: Callable[[], psycopg.Connection] | None = None) -> OpenAITranscriber:
@@ -136,13 +151,13 @@ class TranscriptionPolicyResource(dg.ConfigurableResource):
         default=None, description="Default: CHAFFEE_LOCAL_AFTER_DAYS, else 7."
     )
     override: str | None = Field(
-        default=None, description="Force 'local_whisper' or 'openai' for every partition."
+        default=None, description="Force an engine (local_whisper, openai) for every partition."
     )
 
     def days(self) -> int:
         if self.local_after_days is not None:
             return self.local_after_days
-        return _env_int("CHAFFEE_LOCAL_AFTER_DAYS", DEFAULT_LOCAL_AFTER_DAYS)
+        return settings().local_after_days
 
     def engine_for(
         self,
@@ -165,15 +180,28 @@ class TranscriptionPolicyResource(dg.ConfigurableResource):
 
 
 def transcription_resources_from_env() -> dict[str, dg.ConfigurableResource]:
-    """The three resources as the code location binds them, configured from the environment."""
-    api_key = dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None
+    """Every engine's resource of the registry and the policy, as the code location binds them."""
     return {
-        "local_whisper": LocalWhisperResource(
-            model=os.environ.get("CHAFFEE_WHISPER_MODEL") or None,
-            device=os.environ.get("CHAFFEE_WHISPER_DEVICE") or "auto",
-            compute_type=os.environ.get("CHAFFEE_WHISPER_COMPUTE_TYPE") or None,
-            batch_size=_env_int("CHAFFEE_WHISPER_BATCH_SIZE", 0) or None,
-        ),
-        "openai_whisper": OpenAIWhisperResource(api_key=api_key),
+        **{engine.resource_key: engine.resource_class().from_env() for engine in registry.engines()},
         "transcription_policy": TranscriptionPolicyResource(),
     }
+
+
+@contextmanager
+def engine_resource_outside_dagster(engine: str) -> Iterator[Any]:
+    """An engine's resource built from the environment and initialised for use outside a run (the
+    CLI): `EnvVar` settings are resolved as Dagster resolves them at run start, and the resource is
+    torn down at the end of the block."""
+    entry = registry.source(registry.normalise_engine(engine))
+    with entry.resource_class().from_env().process_config_and_initialize_cm() as resource:
+        yield resource
+
+
+def transcriber_for(engine: str, resources: Mapping[str, TranscriberResource]) -> Transcriber:
+    """The transcriber of `engine` from the run's bound resources (keyed as the registry says)."""
+    entry = registry.source(engine)
+    if entry.resource_key is None or entry.resource_key not in resources:
+        raise TranscriptFailure(
+            FailureClass.ENGINE_UNAVAILABLE, f"no resource '{entry.resource_key}' is bound for {engine}"
+        )
+    return resources[entry.resource_key].transcriber()

@@ -1,4 +1,9 @@
-"""Caption and transcript files (VTT, SRT, YouTube json3/srv3, transcript JSON) read into cues.
+"""Caption and transcript files a channel produces (VTT, SRT, YouTube json3/srv3, transcript JSON) read into cues.
+
+The JSON shapes read here are those YouTube, yt-dlp, youtube-transcript-api and Whisper write for
+one video. Collections of many videos' transcripts and chapter-merged transcripts come from
+evaluation sets, not channels: `chaffee_assets.retrieval.transcript_sets` reads those, with the
+public helpers at the end of this module.
 
 Every parser ends in the same normalisation, so whatever the source, the cues that come out are
 sorted by start, have stripped, non-empty text with tags removed, HTML entities decoded and
@@ -12,9 +17,14 @@ Rules worth knowing:
 - A cue longer than ``max(60 s, 5 s per word)`` cannot be speech (youtube-transcript-api has been
   seen to report a last duration of 359301 s). Its end is clamped to the time its words take at an
   ordinary speaking rate of 2.5 words per second, and never less than one second.
+- No cue can start past ``MAX_MEDIA_SECONDS`` (a week): such a cue (a timestamp at hour 10^20) is
+  dropped, and its end is clamped to the bound, so no impossible time reaches the warehouse.
+- Text loses control characters and unpaired surrogates (PostgreSQL cannot store NUL; ESC would
+  reach a terminal). A few stray NUL bytes in an otherwise UTF-8 file are dropped, not a reason
+  to refuse the file; a cue whose timing line cannot be read is skipped when others can be.
 - A caption file that parses but holds no text (``WEBVTT`` and nothing else, ``[]``) gives ``[]``:
   the caller treats that as "no captions". An empty (0-byte), binary, truncated or unrecognisable
-  file raises :class:`CaptionError`.
+  file raises :class:`CaptionError`, as does one whose every cue is unusable.
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaffee_assets.ingest.cues import Cue
+from chaffee_assets.ingest.cues import MAX_MEDIA_SECONDS, Cue
+from chaffee_assets.ingest.validation import clean_text as clean_control_characters
 
 FORMATS = ("vtt", "srt", "json3", "srv3", "json")
 
@@ -47,6 +58,8 @@ _IMPLAUSIBLE_FLOOR_SECONDS = 60.0
 _IMPLAUSIBLE_SECONDS_PER_WORD = 5.0
 _SPEAKING_WORDS_PER_SECOND = 2.5
 _MIN_CLAMPED_SECONDS = 1.0
+# Stray NUL bytes (a flaky disk, a bad copy) are dropped when they are this rare and the rest is UTF-8.
+_MAX_STRAY_NUL_FRACTION = 0.01
 
 
 class CaptionError(ValueError):
@@ -81,8 +94,8 @@ def detect_format(path: Path) -> str:
 def parse_caption_file(path: Path) -> list[Cue]:
     """The cues of one video's caption or transcript file.
 
-    Raises CaptionError for unreadable files, for metadata that is not captions, and for files that
-    hold several videos' transcripts (use :func:`parse_transcript_collection` for those).
+    Raises CaptionError for unreadable files, for metadata that is not captions, and for JSON that
+    is no caption format (an evaluation set's collection: see the module docstring).
     """
     path = Path(path)
     fmt = detect_format(path)
@@ -103,29 +116,7 @@ def parse_captions(data: str | bytes, fmt: str, source_name: str = "<string>") -
     document = _load_json(text, source_name)
     if fmt == "json3" and not _is_json3(document):
         raise CaptionError(source_name, 'is not YouTube json3 captions (no "events" list)')
-    return _single(_json_transcripts(document, source_name), source_name)
-
-
-def parse_transcript_collection(path: Path) -> dict[str, list[Cue]]:
-    """The transcripts of every video in a multi-video JSON file, keyed by video id.
-
-    Handles youtube-transcript-api output saved as ``{video_id: [{text, start, duration}]}``,
-    lists of ``{id, transcript: [...]}``, lists of episodes with a YouTube URL and chapter
-    transcripts, and ``{video_id: {begin, end, text}}`` excerpt sets (one cue per video).
-    """
-    path = Path(path)
-    source_name = str(path)
-    fmt = detect_format(path)
-    if fmt != "json":
-        raise CaptionError(source_name, f"a {fmt} file holds one video's captions; use parse_caption_file")
-    transcripts = _json_transcripts(
-        _load_json(_decode(_read_bytes(path), source_name), source_name), source_name
-    )
-    if _is_single(transcripts):
-        raise CaptionError(
-            source_name, "holds one video's transcript, not a collection; use parse_caption_file"
-        )
-    return {video_id: cues for video_id, cues in transcripts.items() if video_id is not None}
+    return _json_cues(document, source_name)
 
 
 # --------------------------------------------------------------------------- reading and decoding
@@ -158,7 +149,14 @@ def _decode_bytes(data: bytes, source_name: str) -> str:
         except UnicodeDecodeError as exc:
             raise CaptionError(source_name, "has a UTF-16 byte-order mark but is not valid UTF-16") from exc
     if b"\x00" in data:
-        raise CaptionError(source_name, "is binary data, not a caption file")
+        without_nul = data.replace(b"\x00", b"")
+        try:
+            text = without_nul.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = None
+        if text is None or len(data) - len(without_nul) > _MAX_STRAY_NUL_FRACTION * len(data):
+            raise CaptionError(source_name, "is binary data, not a caption file")
+        return text
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -172,7 +170,9 @@ def _decode_bytes(data: bytes, source_name: str) -> str:
 
 # --------------------------------------------------------------------------- text and times
 
-_TIMESTAMP = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?$")
+# Hours are capped at 20 digits: enough to read (and then drop) any absurd time, never so many that
+# int() refuses the string.
+_TIMESTAMP = re.compile(r"^(?:(\d{1,20}):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?$")
 _INLINE_TIMESTAMP = re.compile(r"<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>")
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _ASS_OVERRIDE = re.compile(r"\{\\[^{}]*\}")
@@ -198,20 +198,31 @@ def clean_text(raw: str) -> str:
     text = _INLINE_TIMESTAMP.sub("", raw)
     text = _TAG.sub("", text)
     text = _ASS_OVERRIDE.sub("", text)
-    return " ".join(html.unescape(text).split())
+    # Line breaks are kept here: the split below turns every whitespace run into one space anyway.
+    return " ".join(clean_control_characters(html.unescape(text), multiline=True).split())
 
 
 def _finish(cues: Iterable[Cue], source_name: str) -> list[Cue]:
     """The common normal form: text cleaned and non-empty, sane times, sorted by start."""
     finished = []
+    beyond_any_video = 0
     for cue in cues:
         text = clean_text(cue.text)
         if not text:
             continue
         # Sources are millisecond-precise; rounding drops float noise such as 2.929 + 4.961.
         start = max(0.0, round(float(cue.start), 3))
-        end = max(start, round(float(cue.end), 3))
+        if start > MAX_MEDIA_SECONDS:
+            beyond_any_video += 1
+            continue
+        end = min(max(start, round(float(cue.end), 3)), MAX_MEDIA_SECONDS)
         finished.append(Cue(start, round(_plausible_end(start, end, text), 3), text))
+    if beyond_any_video and not finished:
+        raise CaptionError(
+            source_name,
+            f"every cue starts more than {MAX_MEDIA_SECONDS / 86400:.0f} days into the video, which no"
+            " video is; the file's times are broken",
+        )
     finished.sort(key=lambda cue: cue.start)
     return finished
 
@@ -252,14 +263,23 @@ def _raw_cues(text: str, fmt: str, source_name: str) -> list[_RawCue]:
     lines = text.split("\n")
     cues: list[_RawCue] = []
     current: _RawCue | None = None
+    unreadable: CaptionError | None = None
     for number, line in enumerate(lines, start=1):
         if "-->" in line:
-            current = _timing(line, source_name, f"line {number}")
+            try:
+                current = _timing(line, source_name, f"line {number}")
+            except CaptionError as exc:
+                # Skip this cue's words (they cannot be placed in time), keep the rest of the file.
+                unreadable = unreadable or exc
+                current = None
+                continue
             cues.append(current)
         elif line == "":
             current = None
         elif current is not None:
             current.lines.append(line)
+    if not cues and unreadable is not None:
+        raise unreadable
     if not cues and not _is_empty_webvtt(lines, fmt):
         raise CaptionError(
             source_name, f"is not {fmt.upper()} captions: no cue timing line ('start --> end') found"
@@ -350,17 +370,16 @@ def _parse_timedtext_xml(text: str, source_name: str) -> list[Cue]:
 
 # --------------------------------------------------------------------------- JSON shapes
 
-# What a JSON file holds: cues per video id, or one transcript under the key None.
-_Transcripts = dict[str | None, list[Cue]]
-
-_YOUTUBE_ID = re.compile(r"(?:youtu\.be/|[?&]v=|/shorts/|/embed/)([A-Za-z0-9_-]{11})")
-
 
 def _load_json(text: str, source_name: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CaptionError(source_name, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError as exc:
+        raise CaptionError(source_name, "is JSON nested too deeply to be captions") from exc
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise CaptionError(source_name, f"is not usable JSON ({exc})") from exc
 
 
 def _looks_like_json3(data: bytes) -> bool:
@@ -368,24 +387,8 @@ def _looks_like_json3(data: bytes) -> bool:
     return head.startswith(b"{") and b'"events"' in head
 
 
-def _is_single(transcripts: _Transcripts) -> bool:
-    return list(transcripts) == [None]
-
-
-def _single(transcripts: _Transcripts, source_name: str) -> list[Cue]:
-    if _is_single(transcripts):
-        return transcripts[None]
-    ids = sorted(video_id for video_id in transcripts if video_id is not None)
-    shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
-    raise CaptionError(
-        source_name,
-        f"holds {len(ids)} videos' transcripts ({shown}); read it with parse_transcript_collection "
-        "or pick one video (chaffee captions FILE --video ID)",
-    )
-
-
-def _json_transcripts(data: Any, source_name: str) -> _Transcripts:
-    """Recognise the shape of a parsed transcript JSON document and read it."""
+def _json_cues(data: Any, source_name: str) -> list[Cue]:
+    """Recognise the shape of a parsed caption JSON document and read its cues."""
     for recognises, read in _JSON_SHAPES:
         if recognises(data):
             return read(data, source_name)
@@ -393,7 +396,9 @@ def _json_transcripts(data: Any, source_name: str) -> _Transcripts:
     if metadata:
         raise CaptionError(source_name, f"is {metadata}, not captions or a transcript")
     raise CaptionError(
-        source_name, f"is JSON but not a transcript shape this parser knows ({_describe(data)})"
+        source_name,
+        f"is JSON but no caption format a channel produces ({_describe(data)}); an evaluation set's"
+        " transcripts are read by chaffee_assets.retrieval.transcript_sets (or chaffee captions FILE)",
     )
 
 
@@ -422,8 +427,16 @@ def _dicts(data: Any) -> bool:
 
 
 def _is_cue_list(data: Any) -> bool:
-    """``[{text, start, duration|dur|end}]``; an empty list counts (a video with no captions)."""
-    return _dicts(data) and all("start" in item and ({"duration", "dur", "end"} & set(item)) for item in data)
+    """``[{text, start, duration|dur|end}]``; an empty list counts (a video with no captions).
+
+    Rows without text (chapter markers) are allowed, but not a list where none has text: that is
+    a chapter list of an evaluation set, whose words sit under another key.
+    """
+    return (
+        _dicts(data)
+        and all("start" in item and ({"duration", "dur", "end"} & set(item)) for item in data)
+        and (not data or any("text" in item for item in data))
+    )
 
 
 def _is_json3(data: Any) -> bool:
@@ -438,34 +451,7 @@ def _is_timedtext_wrapper(data: Any) -> bool:
     return bool(data) and _dicts(data) and all(isinstance(item.get("data"), list) for item in data)
 
 
-def _is_chapter_list(data: Any) -> bool:
-    return (
-        bool(data)
-        and _dicts(data)
-        and all("start" in item and isinstance(item.get("transcript"), str) for item in data)
-    )
-
-
-def _is_id_keyed(data: Any, inner: Callable[[Any], bool]) -> bool:
-    return isinstance(data, dict) and bool(data) and all(inner(value) for value in data.values())
-
-
-def _is_excerpt(data: Any) -> bool:
-    return isinstance(data, dict) and {"begin", "end", "text"} <= set(data)
-
-
-def _is_video_records(data: Any) -> bool:
-    return (
-        bool(data)
-        and _dicts(data)
-        and all(
-            isinstance(item.get("transcript"), list) or isinstance(item.get("transcripts"), list)
-            for item in data
-        )
-    )
-
-
-def _read_json3(data: Any, source_name: str) -> _Transcripts:
+def _read_json3(data: Any, source_name: str) -> list[Cue]:
     """YouTube json3: events with millisecond times; segments carry the words."""
     cues = []
     for event in data["events"]:
@@ -476,84 +462,42 @@ def _read_json3(data: Any, source_name: str) -> _Transcripts:
         duration = _number(event.get("dDurationMs", 0), source_name, "dDurationMs") / 1000
         text = "".join(str(seg.get("utf8", "")) for seg in segs if isinstance(seg, dict))
         cues.append(Cue(start, start + duration, text))
-    return {None: _finish(cues, source_name)}
+    return _finish(cues, source_name)
 
 
-def _read_verbose_json(data: Any, source_name: str) -> _Transcripts:
+def _read_verbose_json(data: Any, source_name: str) -> list[Cue]:
     """OpenAI / Whisper verbose_json: ``{"text", "segments": [{start, end, text}]}``."""
-    return {None: _cue_list(data["segments"], source_name, "segments")}
+    return cue_rows(data["segments"], source_name, "segments")
 
 
-def _read_cue_list(data: Any, source_name: str) -> _Transcripts:
-    return {None: _cue_list(data, source_name, "transcript")}
+def _read_cue_list(data: Any, source_name: str) -> list[Cue]:
+    return cue_rows(data, source_name, "transcript")
 
 
-def _read_timedtext_wrapper(data: Any, source_name: str) -> _Transcripts:
+def _read_timedtext_wrapper(data: Any, source_name: str) -> list[Cue]:
     """``[{"data": [{start, dur, text}]}]``: string times; entries without text mark chapters."""
     entries = [entry for item in data for entry in item["data"]]
-    return {None: _cue_list(entries, source_name, "data")}
+    return cue_rows(entries, source_name, "data")
 
 
-def _read_chapter_list(data: Any, source_name: str) -> _Transcripts:
-    """``[{start, end, desc, transcript}]``: one cue per chapter, its whole text."""
-    return {None: _chapter_cues(data, source_name)}
-
-
-def _read_id_keyed_cue_lists(data: Any, source_name: str) -> _Transcripts:
-    return {str(video_id): _cue_list(items, source_name, str(video_id)) for video_id, items in data.items()}
-
-
-def _read_id_keyed_excerpts(data: Any, source_name: str) -> _Transcripts:
-    """``{video_id: {begin, end, text}}``: a timed excerpt per video (e.g. Whisper's Meanwhile set)."""
-    transcripts: _Transcripts = {}
-    for video_id, excerpt in data.items():
-        start = _time_value(excerpt["begin"], source_name, f"{video_id}.begin")
-        end = _time_value(excerpt["end"], source_name, f"{video_id}.end")
-        transcripts[str(video_id)] = _finish([Cue(start, end, str(excerpt["text"]))], source_name)
-    return transcripts
-
-
-def _read_video_records(data: Any, source_name: str) -> _Transcripts:
-    """Lists of videos, each with an id (or YouTube URL) and a cue list or chapter list."""
-    transcripts: _Transcripts = {}
-    for index, record in enumerate(data):
-        video_id = _record_video_id(record, source_name, index)
-        if video_id in transcripts:
-            raise CaptionError(source_name, f"video {video_id} appears twice")
-        if isinstance(record.get("transcript"), list):
-            transcripts[video_id] = _cue_list(record["transcript"], source_name, video_id)
-        elif _is_chapter_list(record["transcripts"]) or not record["transcripts"]:
-            transcripts[video_id] = _chapter_cues(record["transcripts"], source_name)
-        else:
-            transcripts[video_id] = _cue_list(record["transcripts"], source_name, video_id)
-    return transcripts
-
-
-def _record_video_id(record: Mapping[str, Any], source_name: str, index: int) -> str:
-    for key in ("video_id", "id"):
-        if isinstance(record.get(key), str) and record[key]:
-            return record[key]
-    for key in ("youtube", "url", "video_url"):
-        match = _YOUTUBE_ID.search(str(record.get(key) or ""))
-        if match:
-            return match.group(1)
-    raise CaptionError(source_name, f"entry {index} has no video id or YouTube URL")
-
-
-_JSON_SHAPES: list[tuple[Callable[[Any], bool], Callable[[Any, str], _Transcripts]]] = [
+_JSON_SHAPES: list[tuple[Callable[[Any], bool], Callable[[Any, str], list[Cue]]]] = [
     (_is_json3, _read_json3),
     (_is_verbose_json, _read_verbose_json),
-    # Chapters have start and end too, so they must be told apart before plain cue lists.
-    (_is_chapter_list, _read_chapter_list),
     (_is_cue_list, _read_cue_list),
     (_is_timedtext_wrapper, _read_timedtext_wrapper),
-    (_is_video_records, _read_video_records),
-    (lambda data: _is_id_keyed(data, _is_cue_list), _read_id_keyed_cue_lists),
-    (lambda data: _is_id_keyed(data, _is_excerpt), _read_id_keyed_excerpts),
 ]
 
 
-def _cue_list(items: list[Mapping[str, Any]], source_name: str, where: str) -> list[Cue]:
+# --------------------------------------------------------------------------- helpers for other readers
+
+
+def load_json_file(path: Path) -> Any:
+    """The parsed JSON document of a transcript file; CaptionError naming the file when it is not one."""
+    source_name = str(path)
+    return _load_json(_decode(_read_bytes(Path(path)), source_name), source_name)
+
+
+def cue_rows(items: list[Mapping[str, Any]], source_name: str, where: str) -> list[Cue]:
     """``{start, duration|dur|end, text}`` rows; numbers may be strings; rows without text are skipped."""
     cues = []
     for index, item in enumerate(items):
@@ -562,26 +506,22 @@ def _cue_list(items: list[Mapping[str, Any]], source_name: str, where: str) -> l
         text = item.get("text")
         if not isinstance(text, str):
             continue  # chapter markers carry times only
-        start = _time_value(item["start"], source_name, f"{where}[{index}].start")
+        start = time_value(item["start"], source_name, f"{where}[{index}].start")
         if "end" in item:
-            end = _time_value(item["end"], source_name, f"{where}[{index}].end")
+            end = time_value(item["end"], source_name, f"{where}[{index}].end")
         else:
             length = item.get("duration", item.get("dur", 0))
-            end = start + _time_value(length, source_name, f"{where}[{index}].duration")
+            end = start + time_value(length, source_name, f"{where}[{index}].duration")
         cues.append(Cue(start, end, text))
     return _finish(cues, source_name)
 
 
-def _chapter_cues(chapters: list[Mapping[str, Any]], source_name: str) -> list[Cue]:
-    cues = []
-    for index, chapter in enumerate(chapters):
-        start = _time_value(chapter["start"], source_name, f"chapter {index} start")
-        end = _time_value(chapter.get("end", start), source_name, f"chapter {index} end")
-        cues.append(Cue(start, end, str(chapter.get("transcript") or "")))
+def finish_cues(cues: Iterable[Cue], source_name: str) -> list[Cue]:
+    """The common normal form every reader ends in (see the module docstring)."""
     return _finish(cues, source_name)
 
 
-def _time_value(value: Any, source_name: str, where: str) -> float:
+def time_value(value: Any, source_name: str, where: str) -> float:
     """Seconds from a JSON number, a numeric string, or a ``[h:]mm:ss[.f]`` string."""
     if isinstance(value, str) and ":" in value:
         return _parse_timestamp(value, source_name, where)
@@ -593,6 +533,8 @@ def _number(value: Any, source_name: str, where: str) -> float:
         raise CaptionError(source_name, f"{where}: expected a number of seconds, got {value!r}")
     try:
         number = float(value)
+    except OverflowError as exc:
+        raise CaptionError(source_name, f"{where}: {str(value)[:20]}… is too large to be a time") from exc
     except (TypeError, ValueError) as exc:
         raise CaptionError(source_name, f"{where}: expected a number, got {value!r}") from exc
     if number != number or number in (float("inf"), float("-inf")):

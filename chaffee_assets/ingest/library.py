@@ -25,6 +25,7 @@ from pathlib import Path
 
 from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
 from chaffee_assets.ingest.sources import CaptionTrack
+from chaffee_assets.ingest.validation import clean_text, shown
 from chaffee_assets.ingest.videos import Video
 from chaffee_assets.ingest.ytdlp_metadata import (
     CaptionLanguages,
@@ -143,6 +144,17 @@ class LibrarySource:
         languages: dict[str, CaptionLanguages] = {}
         skipped: list[SkippedVideo] = []
         for video_id, entry in sorted(self._entries.items()):
+            if clean_text(video_id) != video_id:
+                found = entry.info or (entry.audio[0] if entry.audio else entry.captions[0].path)
+                skipped.append(
+                    SkippedVideo(
+                        video_id,
+                        found,
+                        f"{found.parent / shown(found.name)}: a video id cannot hold control characters or"
+                        " surrounding spaces; rename the files",
+                    )
+                )
+                continue
             if entry.info is None:
                 found = entry.audio[0] if entry.audio else entry.captions[0].path
                 skipped.append(
@@ -160,6 +172,13 @@ class LibrarySource:
             except MetadataError as exc:
                 skipped.append(SkippedVideo(video_id, entry.info, str(exc)))
                 continue
+            except Exception as exc:  # one unreadable entry must not hide the rest of the library
+                skipped.append(
+                    SkippedVideo(
+                        video_id, entry.info, f"{entry.info}: cannot be read ({type(exc).__name__}: {exc})"
+                    )
+                )
+                continue
             if video.video_id != video_id:
                 skipped.append(
                     SkippedVideo(
@@ -176,7 +195,8 @@ class LibrarySource:
                         video_id,
                         entry.info,
                         f"{entry.info} has no date (timestamp, release_timestamp, upload_date or"
-                        " release_date), so video {video_id} belongs to no day; add upload_date: YYYYMMDD",
+                        f" release_date), so video {video_id} belongs to no day; add upload_date: YYYYMMDD"
+                        + "".join(f"; {p.split(': ', 1)[-1]}" for p in video.metadata_problems),
                     )
                 )
                 continue

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chaffee_assets.ingest.cues import Cue
 from chaffee_assets.ingest.videos import Video
+from chaffee_assets.transcription import registry
 
-CAPTION_SOURCES = ("manual_captions", "auto_captions", "library_file")
+CAPTION_SOURCES = registry.caption_sources()
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +24,11 @@ class CaptionTrack:
     origin: str  # what produced it, for provenance: a file path, 'youtube-transcript-api', 'yt-dlp'
 
 
+@runtime_checkable
 class VideoSource(Protocol):
     """Where videos and their captions and audio come from.
+
+    Runtime-checkable, so `isinstance(obj, VideoSource)` tells whether an object offers every member.
 
     Methods raise `chaffee_assets.ingest.outcomes.TranscriptFailure` with the right class for a
     per-video problem (blocked, no captions, unavailable…); anything else is a bug or an outage.

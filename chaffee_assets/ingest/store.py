@@ -11,22 +11,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import psycopg
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from chaffee_assets.error_text import one_line
 from chaffee_assets.ingest.cues import Cue
 from chaffee_assets.ingest.outcomes import TranscriptFailure
-from chaffee_assets.ingest.videos import Video
-
-# Higher is better. Manual captions are written by a person; Whisper output has punctuation and
-# sentence boundaries that auto captions lack; a library file is usually auto captions saved by yt-dlp.
-SOURCE_RANK = {
-    "manual_captions": 5,
-    "openai": 4,
-    "local_whisper": 4,
-    "library_file": 3,
-    "auto_captions": 2,
-}
+from chaffee_assets.ingest.validation import clean_text
+from chaffee_assets.ingest.videos import Video, watch_url
+from chaffee_assets.transcription import registry
 
 _UPSERT_VIDEO = """
 INSERT INTO videos (video_id, source, title, description, published_at, duration_s, channel, channel_id,
@@ -42,30 +36,77 @@ ON CONFLICT (video_id) DO UPDATE SET
 """
 
 
-def upsert_videos(conn: Connection, videos: Iterable[Video]) -> int:
-    """Insert or refresh videos by id (first_seen_at is kept). Returns how many were written."""
-    rows = [
-        {
-            "video_id": v.video_id,
-            "source": v.source,
-            "title": v.title,
-            "description": v.description,
-            "published_at": v.published_at,
-            "duration_s": v.duration_s,
-            "channel": v.channel,
-            "channel_id": v.channel_id,
-            "tags": list(v.tags),
-            "thumbnail_url": v.thumbnail_url,
-            "url": v.link,
-            "language": v.language,
-            "availability": v.availability,
-        }
-        for v in videos
-    ]
-    if rows:
+@dataclass(frozen=True, slots=True)
+class VideoWrites:
+    """What `upsert_videos` did: every video is written, some without the metadata the warehouse refused."""
+
+    written: int
+    refused: dict[str, str]  # video id -> why its full row was refused (it was stored with id, title, date)
+
+
+def _video_row(v: Video) -> dict[str, object]:
+    # The sources validate their fields; cleaning again here means no writer can pass the warehouse
+    # a NUL or a lone surrogate, which would fail the statement.
+    return {
+        "video_id": v.video_id,
+        "source": v.source,
+        "title": clean_text(v.title) or v.video_id,
+        "description": clean_text(v.description, multiline=True) if v.description else None,
+        "published_at": v.published_at,
+        "duration_s": v.duration_s,
+        "channel": clean_text(v.channel) if v.channel else None,
+        "channel_id": clean_text(v.channel_id) if v.channel_id else None,
+        "tags": [clean_text(tag) for tag in v.tags],
+        "thumbnail_url": clean_text(v.thumbnail_url) if v.thumbnail_url else None,
+        "url": clean_text(v.link) or watch_url(v.video_id),
+        "language": clean_text(v.language) if v.language else None,
+        "availability": v.availability,
+    }
+
+
+def _bare_row(row: dict[str, object]) -> dict[str, object]:
+    """Only what cannot be wrong: the video is kept on its day while its other fields are fixed."""
+    video_id = str(row["video_id"])
+    return {
+        **{key: None for key in row},
+        "video_id": video_id,
+        "source": row["source"],
+        "title": row["title"],
+        "published_at": row["published_at"],
+        "tags": [],
+        "url": watch_url(video_id),
+        "availability": "available",
+    }
+
+
+def upsert_videos(conn: Connection, videos: Iterable[Video]) -> VideoWrites:
+    """Insert or refresh videos by id (first_seen_at is kept).
+
+    One transaction for all, as the common case; if the warehouse refuses a row, each video is
+    written on its own instead, so one video's bad metadata costs only that metadata: its row is
+    stored with id, title and date, and the reason is returned.
+    """
+    rows = [_video_row(v) for v in videos]
+    if not rows:
+        return VideoWrites(0, {})
+    try:
         with conn.transaction(), conn.cursor() as cur:
             cur.executemany(_UPSERT_VIDEO, rows)
-    return len(rows)
+        return VideoWrites(len(rows), {})
+    except (psycopg.DataError, psycopg.IntegrityError):
+        pass
+    written, refused = 0, {}
+    for row in rows:
+        for attempt in (row, _bare_row(row)):
+            try:
+                with conn.transaction():
+                    conn.execute(_UPSERT_VIDEO, attempt)
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                refused[str(row["video_id"])] = one_line(exc)
+                continue
+            written += 1
+            break
+    return VideoWrites(written, refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +152,7 @@ def is_improvement(new_source: str, current: CurrentTranscript | None) -> bool:
     """Whether a transcript from `new_source` should replace the current one without being forced."""
     if current is None:
         return True
-    return SOURCE_RANK[new_source] > SOURCE_RANK[current.source]
+    return registry.rank(new_source) > registry.rank(current.source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,5 +224,5 @@ def record_failure(conn: Connection, video_id: str, failure: TranscriptFailure) 
                 retry_after = EXCLUDED.retry_after, attempted_at = now(),
                 attempts = transcript_attempts.attempts + 1
             """,
-            (video_id, failure.failure_class.value, failure.message[:2000], failure.retry_after),
+            (video_id, failure.failure_class.value, clean_text(failure.message)[:2000], failure.retry_after),
         )

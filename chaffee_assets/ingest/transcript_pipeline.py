@@ -17,9 +17,11 @@ from typing import Protocol
 from psycopg import Connection
 
 from chaffee_assets.ingest import store
+from chaffee_assets.ingest.cues import cues_within
 from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
 from chaffee_assets.ingest.sources import VideoSource
 from chaffee_assets.ingest.videos import Video
+from chaffee_assets.transcription import registry
 
 
 class SpeechRecognizer(Protocol):
@@ -64,7 +66,7 @@ def obtain_transcript(
     if (
         current is not None
         and not rules.force
-        and store.SOURCE_RANK[current.source] >= store.SOURCE_RANK["manual_captions"]
+        and registry.rank(current.source) >= registry.rank(registry.MANUAL_CAPTIONS)
     ):
         return TranscriptOutcome(video.video_id, "kept", current.source, "already has manual captions")
     try:
@@ -78,6 +80,13 @@ def obtain_transcript(
                 raise TranscriptFailure(
                     FailureClass.NO_CAPTIONS, f"the captions of {video.video_id} are empty"
                 )
+            cues = cues_within(track.cues, video.duration_s)
+            if not cues:
+                raise TranscriptFailure(
+                    FailureClass.ERROR,
+                    f"video {video.video_id}: every cue of {track.origin} starts after the video's end"
+                    f" ({video.duration_s:.0f} s by its metadata); the captions or the duration are wrong",
+                )
             if current is not None and not rules.force and not store.is_improvement(track.source, current):
                 return TranscriptOutcome(
                     video.video_id, "kept", current.source, "current transcript is as good"
@@ -85,7 +94,7 @@ def obtain_transcript(
             store.write_transcript(
                 conn,
                 video.video_id,
-                track.cues,
+                cues,
                 source=track.source,
                 language=track.language,
                 model=track.origin,

@@ -37,6 +37,8 @@ class Video:
     # Local files beside the video in a library folder (None for remote sources).
     caption_files: list[Path] = field(default_factory=list)
     audio_file: Path | None = None
+    # Fields the source gave that could not be true and were dropped, each naming the file and field.
+    metadata_problems: list[str] = field(default_factory=list)
 
     @property
     def partition_date(self) -> date | None:

@@ -9,10 +9,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from chaffee_assets.ingest.validation import (
+    datetime_from_epoch,
+    datetime_from_yyyymmdd,
+    finite_number,
+    media_seconds,
+    shown,
+    text_or_none,
+)
 from chaffee_assets.ingest.videos import Video, watch_url
 
 # yt-dlp `availability` → ours. `needs_auth` is an age gate or a sign-in wall: the video cannot be
@@ -58,68 +66,76 @@ def availability_of(info: Mapping[str, Any]) -> str:
     return _PLACEHOLDER_TITLES.get(str(info.get("title") or ""), "available")
 
 
-def _from_epoch(value: Any) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return datetime.fromtimestamp(value, tz=UTC)
+_DATE_FIELDS = (
+    ("timestamp", datetime_from_epoch),
+    ("release_timestamp", datetime_from_epoch),
+    ("upload_date", datetime_from_yyyymmdd),
+    ("release_date", datetime_from_yyyymmdd),
+)
 
 
-def _from_yyyymmdd(value: Any) -> datetime | None:
-    if not isinstance(value, str) or len(value) != 8 or not value.isdigit():
-        return None
-    try:
-        day = datetime.strptime(value, "%Y%m%d").date()
-    except ValueError:
-        return None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def published_at_of(info: Mapping[str, Any]) -> datetime | None:
-    """When the video was published, in UTC, or None when the dict carries no date at all.
+def published_at_of(info: Mapping[str, Any], problems: list[str] | None = None) -> datetime | None:
+    """When the video was published, in UTC, or None when the dict carries no possible date.
 
     `timestamp` is the exact upload instant; `release_timestamp` is a premiere's or stream's start
     (also the only instant an upcoming video has); the day-only `upload_date`/`release_date` come
-    last and are read as midnight UTC.
+    last and are read as midnight UTC. A field holding something that cannot be a publish date
+    (1e20, NaN, the year 3000, "yesterday") is passed over for the next, and noted in `problems`.
     """
-    for key in ("timestamp", "release_timestamp"):
-        found = _from_epoch(info.get(key))
-        if found:
+    for key, parse in _DATE_FIELDS:
+        value = info.get(key)
+        if value is None:
+            continue
+        found = parse(value)
+        if found is not None:
             return found
-    for key in ("upload_date", "release_date"):
-        found = _from_yyyymmdd(info.get(key))
-        if found:
-            return found
+        if problems is not None:
+            problems.append(f"{key} {shown(value)} is not a possible publish date")
     return None
 
 
+def _web_url(value: Any) -> str | None:
+    url = text_or_none(value)
+    return url if url and url.startswith(("http://", "https://")) and " " not in url else None
+
+
 def _best_thumbnail(info: Mapping[str, Any]) -> str | None:
-    if isinstance(info.get("thumbnail"), str):
-        return info["thumbnail"]
+    if _web_url(info.get("thumbnail")):
+        return _web_url(info["thumbnail"])
     thumbnails = info.get("thumbnails")
     if isinstance(thumbnails, list):
         # yt-dlp orders thumbnails worst to best.
         for thumb in reversed(thumbnails):
-            if isinstance(thumb, Mapping) and isinstance(thumb.get("url"), str):
-                return thumb["url"]
+            if isinstance(thumb, Mapping) and _web_url(thumb.get("url")):
+                return _web_url(thumb["url"])
     return None
 
 
 def _watch_page(info: Mapping[str, Any], video_id: str) -> str:
     for key in ("webpage_url", "original_url", "url"):
-        value = info.get(key)
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            return value
+        url = _web_url(info.get(key))
+        if url:
+            return url
     return watch_url(video_id)
 
 
-def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+def _duration(info: Mapping[str, Any], problems: list[str]) -> float | None:
+    value = info.get("duration")
+    seconds = media_seconds(value)
+    if seconds is None and value is not None and finite_number(value) != 0:
+        problems.append(f"duration {shown(value)} is not a possible length in seconds")
+    return seconds
 
 
 def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return text_or_none(value)
+
+
+def _tags(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    cleaned = (text_or_none(tag) for tag in value)
+    return list(dict.fromkeys(tag for tag in cleaned if tag))
 
 
 def video_from_info(
@@ -150,21 +166,24 @@ def video_from_info(
     title = _str_or_none(info.get("title")) or _str_or_none(info.get("fulltitle"))
     if title is None:
         raise MetadataError(f"{origin}: video {video_id} has no 'title'; add one to its info.json")
-    tags = info.get("tags")
+    problems: list[str] = []
+    published_at = published_at_of(info, problems)
+    duration_s = _duration(info, problems)
     return Video(
         video_id=video_id,
         source=source,
         title=title,
-        published_at=published_at_of(info),
-        description=_str_or_none(info.get("description")),
-        duration_s=_float_or_none(info.get("duration")),
+        published_at=published_at,
+        description=text_or_none(info.get("description"), multiline=True),
+        duration_s=duration_s,
         channel=_str_or_none(info.get("channel")) or _str_or_none(info.get("uploader")),
         channel_id=_str_or_none(info.get("channel_id")),
-        tags=[t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
+        tags=_tags(info.get("tags")),
         thumbnail_url=_best_thumbnail(info),
         url=_watch_page(info, video_id),
         availability=availability_of(info),
         language=_str_or_none(info.get("language")),
+        metadata_problems=[f"{origin}: {problem}; ignored" for problem in problems],
     )
 
 
@@ -181,6 +200,8 @@ def load_info_json(path: Path) -> dict[str, Any]:
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); re-download it with"
             " yt-dlp --write-info-json --skip-download"
         ) from exc
+    except RecursionError as exc:
+        raise MetadataError(f"{path}: JSON nested too deeply to be video metadata") from exc
     if not isinstance(info, dict):
         raise MetadataError(f"{path}: expected a JSON object, found {type(info).__name__}")
     return info
@@ -242,33 +263,39 @@ def listing_entry_from_dict(entry: Any, *, origin: str = "<listing>") -> Listing
         video_id=video_id,
         title=_str_or_none(entry.get("title")),
         published_at=published_at_of(entry),
-        duration_s=_float_or_none(entry.get("duration")),
-        description=_str_or_none(entry.get("description")),
+        duration_s=media_seconds(entry.get("duration")),
+        description=text_or_none(entry.get("description"), multiline=True),
         thumbnail_url=_best_thumbnail(entry),
         availability=availability_of(entry),
         channel_id=_str_or_none(entry.get("channel_id")) or _str_or_none(entry.get("playlist_channel_id")),
     )
 
 
-def _flatten(obj: Any, origin: str) -> list[Any]:
-    """Entries of a listing: a list, a playlist dict with `entries` (tabs nest playlists), or one entry."""
-    if isinstance(obj, list):
-        return [e for item in obj for e in _flatten(item, origin)]
-    if isinstance(obj, Mapping) and obj.get("_type") in _NOT_A_VIDEO_TYPES:
-        entries = obj.get("entries")
-        # yt-dlp hands out a generator (or a LazyList) for entries unless they were already listed.
-        return (
-            _flatten(list(entries), origin)
-            if entries is not None and not isinstance(entries, str | Mapping)
-            else []
-        )
-    return [obj]
+def _flatten(obj: Any) -> list[Any]:
+    """Entries of a listing: a list, a playlist dict with `entries` (tabs nest playlists), or one entry.
+
+    Walked with a stack rather than recursion, so no nesting depth can exhaust Python's stack.
+    """
+    found: list[Any] = []
+    pending: list[Any] = [obj]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(reversed(item))
+        elif isinstance(item, Mapping) and item.get("_type") in _NOT_A_VIDEO_TYPES:
+            entries = item.get("entries")
+            # yt-dlp hands out a generator (or a LazyList) for entries unless they were already listed.
+            if entries is not None and not isinstance(entries, str | Mapping):
+                pending.extend(reversed(list(entries)))
+        else:
+            found.append(item)
+    return found
 
 
 def listing_entries_from_info(info: Any, *, origin: str = "<listing>") -> list[ListingEntry]:
     """Entries of a playlist or channel-tab info dict, as flat `YoutubeDL.extract_info` returns it."""
     entries: dict[str, ListingEntry] = {}
-    for obj in _flatten(info, origin):
+    for obj in _flatten(info):
         entry = listing_entry_from_dict(obj, origin=origin)
         entries.setdefault(entry.video_id, entry)
     return list(entries.values())
@@ -283,6 +310,8 @@ def parse_flat_listing(text: str, *, origin: str = "<listing>") -> list[ListingE
     objects: list[Any]
     try:
         objects = [json.loads(text)] if text.strip() else []
+    except RecursionError as exc:
+        raise MetadataError(f"{origin}: JSON nested too deeply to be a channel listing") from exc
     except json.JSONDecodeError:
         objects = []
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -290,6 +319,8 @@ def parse_flat_listing(text: str, *, origin: str = "<listing>") -> list[ListingE
                 continue
             try:
                 objects.append(json.loads(line))
+            except RecursionError as exc:
+                raise MetadataError(f"{origin}: line {lineno} is JSON nested too deeply") from exc
             except json.JSONDecodeError as exc:
                 raise MetadataError(
                     f"{origin}: line {lineno} is not JSON ({exc.msg}); expected yt-dlp"

@@ -19,9 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 
 from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
+from chaffee_assets.settings import DEFAULT_DAILY_BUDGET_USD  # noqa: F401 - re-exported
+from chaffee_assets.transcription import registry
 
-DEFAULT_DAILY_BUDGET_USD = 5.00
-DEFAULT_PRICE_PER_MINUTE_USD = 0.006  # whisper-1's list price
+DEFAULT_PRICE_PER_MINUTE_USD = registry.source(registry.OPENAI).price_per_minute_usd  # whisper-1's list price
 # One lock for the whole ledger: paid calls are few, so serialising the check is cheap.
 _LEDGER_LOCK_KEY = 7_236_284_503_187_465_001
 

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Protocol
 
 from chaffee_assets.ingest.cues import Cue
+from chaffee_assets.transcription.registry import LOCAL_WHISPER, OPENAI, engines
 
-LOCAL_WHISPER = "local_whisper"
-OPENAI = "openai"
-ENGINES = (LOCAL_WHISPER, OPENAI)
+ENGINES = tuple(engine.name for engine in engines())
+__all__ = ["ENGINES", "LOCAL_WHISPER", "OPENAI", "Transcriber", "Transcription", "describe", "tidy_cues"]
 # Control characters (NUL above all, which PostgreSQL text and jsonb reject) never belong in speech.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Transcription:
     """One audio file's words with their provenance (the columns a transcript row keeps)."""
 
     cues: list[Cue]
-    engine: str  # 'local_whisper' | 'openai'
+    engine: str  # a speech-recognition engine of the registry
     model: str
     language: str | None
     audio_seconds: float

@@ -18,12 +18,19 @@ import psycopg
 
 from chaffee_assets.ingest.cues import Cue
 from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
+from chaffee_assets.settings import DEFAULT_OPENAI_MAX_RETRIES, DEFAULT_OPENAI_TIMEOUT_S
 from chaffee_assets.transcription import audio as audio_lib
 from chaffee_assets.transcription import budget
 from chaffee_assets.transcription.engine import OPENAI, Transcription, describe, tidy_cues
 
 UPLOAD_LIMIT_BYTES = 25 * 1024 * 1024  # the endpoint's documented limit
 DEFAULT_MAX_UPLOAD_BYTES = 24 * 1024 * 1024  # a margin for the multipart envelope
+# A 24 MB upload (about 100 minutes of speech at the upload bitrate) plus the server's work takes a
+# few minutes; a hung connection must not hold a run for an hour. Worst case for one piece:
+# (1 + retries) x timeout, about 15 minutes. The retries are the client's own (exponential backoff,
+# Retry-After honoured) for timeouts, 408/409/429 and 5xx; connect failures surface in 20 s.
+DEFAULT_TIMEOUT_S = DEFAULT_OPENAI_TIMEOUT_S
+DEFAULT_MAX_RETRIES = DEFAULT_OPENAI_MAX_RETRIES
 # verbose_json names the language; the transcripts table keeps ISO codes like the caption sources.
 _LANGUAGE_CODES = {"english": "en", "spanish": "es", "french": "fr", "german": "de", "portuguese": "pt"}
 
@@ -41,16 +48,17 @@ class OpenAISettings:
     daily_budget_usd: float = budget.DEFAULT_DAILY_BUDGET_USD
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     bitrate: int = audio_lib.UPLOAD_BITRATE
-    # A 24 MB upload plus server-side work takes minutes; connect failures should surface fast.
-    timeout_s: float = 900.0
+    timeout_s: float = DEFAULT_TIMEOUT_S
     connect_timeout_s: float = 20.0
-    max_retries: int = 3  # the client's own retries, with backoff and Retry-After, for 408/409/429/5xx
+    max_retries: int = DEFAULT_MAX_RETRIES
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0 or self.max_upload_bytes > UPLOAD_LIMIT_BYTES:
             raise ValueError(f"max_upload_bytes must be between 1 and {UPLOAD_LIMIT_BYTES}")
         if self.daily_budget_usd < 0 or self.price_per_minute_usd < 0:
             raise ValueError("budget and price must not be negative")
+        if self.timeout_s <= 0 or self.max_retries < 0:
+            raise ValueError("the upload timeout must be positive and retries not negative")
 
 
 def _default_connect() -> psycopg.Connection:
@@ -183,6 +191,13 @@ class OpenAITranscriber:
                 FailureClass.ERROR,
                 f"OpenAI answered HTTP {exc.status_code} to the upload of {piece}"
                 f"{' after retries' if exc.status_code >= 500 else ''}: {_short(exc)}",
+            ) from exc
+        except openai.APITimeoutError as exc:
+            raise TranscriptFailure(
+                FailureClass.ERROR,
+                f"OpenAI did not answer the upload of {piece} within {self.settings.timeout_s:g} s, "
+                f"{self.settings.max_retries + 1} time(s); it will be retried later "
+                "(raise CHAFFEE_OPENAI_TIMEOUT_S for slow links)",
             ) from exc
         except openai.APIConnectionError as exc:
             raise TranscriptFailure(

@@ -115,8 +115,18 @@ def upgrade(url: str | None = None) -> list[Migration]:
                     (migration.version, migration.name, migration.checksum),
                 )
                 applied_now.append(migration)
+        _sync_reference_rows(conn)
         register_vector_types(conn)
     return applied_now
+
+
+def _sync_reference_rows(conn: psycopg.Connection) -> None:
+    """Rows the code owns: the transcript sources of the engine registry (see migration 0004)."""
+    from chaffee_assets.transcription import registry
+
+    with conn.transaction():
+        if conn.execute("SELECT to_regclass('transcript_sources') IS NOT NULL").fetchone()[0]:
+            registry.sync_table(conn)
 
 
 def pending(url: str | None = None) -> list[Migration]:

@@ -10,21 +10,33 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from functools import cache
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from chaffee_assets.settings import chaffee_home
+from chaffee_assets.error_text import one_line
+from chaffee_assets.error_text import redact as redact_secrets
+from chaffee_assets.settings import SettingsError, chaffee_home
 
 WAREHOUSE_DATABASE = "chaffee"
 DAGSTER_DATABASE = "dagster"
 
 
 class WarehouseError(RuntimeError):
-    """The warehouse cannot be used; the message says why and what to do, in one line."""
+    """The warehouse cannot be used; the message says why and what to do, in one line.
+
+    `transient` says whether waiting can help (the server is down or unreachable) or not (no
+    pgvector, a migration that fails): retry policies act on it.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def _import_pgserver():
@@ -55,6 +67,26 @@ def uses_embedded_server() -> bool:
     return not os.environ.get("DATABASE_URL")
 
 
+def _connection_setting(name: str) -> str | None:
+    """A connection-string setting (`DATABASE_URL`, `DAGSTER_PG_URL`), checked before any use.
+
+    A value libpq cannot parse is a `SettingsError` naming the variable, in one line, without
+    repeating the value (it may hold a password).
+    """
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        conninfo_to_dict(value)
+    except psycopg.ProgrammingError as exc:
+        raise SettingsError(
+            f"{name} is not a PostgreSQL connection string ({_without_quoted_parts(exc)}); expected"
+            f" postgresql://USER:PASSWORD@HOST:5432/DATABASE or 'host=… dbname=…', or unset {name}"
+            + (" to use the embedded server" if name == "DATABASE_URL" else "")
+        ) from None
+    return value
+
+
 def embedded_server_uri(database: str) -> str:
     server = _embedded_server()
     uri = server.get_uri(database)
@@ -62,27 +94,36 @@ def embedded_server_uri(database: str) -> str:
     return uri
 
 
+def _without_quoted_parts(exc: Exception) -> str:
+    # libpq quotes the part of the string it choked on, which can be (part of) the password.
+    return re.sub(r'"[^"]{2,}"', '"…"', one_line(exc))
+
+
 def warehouse_url() -> str:
     """The warehouse's connection URL: `DATABASE_URL`, else the embedded server's `chaffee` database."""
-    return os.environ.get("DATABASE_URL") or embedded_server_uri(WAREHOUSE_DATABASE)
+    return _connection_setting("DATABASE_URL") or embedded_server_uri(WAREHOUSE_DATABASE)
 
 
 def dagster_storage_url() -> str:
     """Dagster's run/event/schedule storage: `DAGSTER_PG_URL`, else a `dagster` database on the
     warehouse's server (its own database, so Dagster's tables never mix with ours)."""
-    explicit = os.environ.get("DAGSTER_PG_URL")
+    explicit = _connection_setting("DAGSTER_PG_URL")
     if explicit:
         return explicit
-    if uses_embedded_server():
+    warehouse = _connection_setting("DATABASE_URL")
+    if warehouse is None:
         return embedded_server_uri(DAGSTER_DATABASE)
-    url = _with_database(os.environ["DATABASE_URL"], DAGSTER_DATABASE)
-    _create_database_if_missing(os.environ["DATABASE_URL"], DAGSTER_DATABASE)
+    url = _with_database(warehouse, DAGSTER_DATABASE)
+    _create_database_if_missing(warehouse, DAGSTER_DATABASE)
     return url
 
 
 def _with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + database))
+    """The same server and credentials, another database; URLs and keyword strings alike."""
+    if "://" in url:
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(path="/" + database))
+    return make_conninfo(url, dbname=database)
 
 
 def _create_database_if_missing(admin_url: str, database: str) -> None:
@@ -96,22 +137,24 @@ def _create_database_if_missing(admin_url: str, database: str) -> None:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and `chaffee db status`."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    """A connection string without its password, in any form libpq accepts (URL user info,
+    `?password=` parameters, keyword `password=` pairs), for messages and `chaffee db status`."""
+    return redact_secrets(url)
 
 
 def _connect_or_explain(url: str, **kwargs) -> psycopg.Connection:
     try:
         return psycopg.connect(url, connect_timeout=10, **kwargs)
     except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WarehouseError(
-            f"cannot connect to PostgreSQL at {redact(url)}: {first_line} "
-            "(check DATABASE_URL, or unset it to use the embedded server)"
+            f"cannot connect to PostgreSQL at {redact(url)}: {one_line(exc)} "
+            "(check DATABASE_URL, or unset it to use the embedded server)",
+            transient=True,
+        ) from exc
+    except psycopg.ProgrammingError as exc:  # a connection string libpq cannot parse
+        raise WarehouseError(
+            f"cannot connect to PostgreSQL: the connection string is malformed ({_without_quoted_parts(exc)});"
+            " check DATABASE_URL"
         ) from exc
 
 

@@ -1,0 +1,45 @@
+"""How an error becomes text a person reads: one line, with no password or key in it.
+
+Connection strings and proxy URLs reach error messages in every form libpq and HTTP clients accept,
+so secrets are hidden by their shape, wherever they sit in the text:
+`scheme://user:PASSWORD@host` (with or without the scheme), `password=PASSWORD` (a keyword DSN, quoted or not),
+`?password=PASSWORD` / `&sslpassword=…` (URL query parameters), `?key=…` (Google API keys in a URL),
+and `sk-…` (OpenAI keys).
+"""
+
+from __future__ import annotations
+
+import re
+
+MASK = "***"
+
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<secret>\S*)(?=@)")
+# `user:password@host` without a scheme: what libpq quotes back from a malformed URL.
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[\w.%+-]+:)(?P<secret>[^\s@\"'/:]+)(?=@[\w\[])")
+_KEYWORD_PASSWORD = re.compile(
+    r"(?P<head>\b(?:password|sslpassword)\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'?|[^\s&#'\"]+)", re.IGNORECASE
+)
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&](?:key|api_key|apikey|access_token|token|secret)=)(?P<secret>[^&\s#'\"]+)", re.IGNORECASE
+)
+_OPENAI_KEY = re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{6,}")
+
+
+def redact(text: str) -> str:
+    """`text` with every password, API key and token replaced by `***` (see the module docstring)."""
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    text = _USERINFO_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    text = _KEYWORD_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    text = _QUERY_SECRET.sub(lambda m: m.group("head") + MASK, text)
+    return _OPENAI_KEY.sub("sk-" + MASK, text)
+
+
+def one_line(error: BaseException | str, limit: int = 500) -> str:
+    """The first non-empty line of an error's text, secrets hidden, at most `limit` characters.
+
+    An exception with no text is named by its class, so the line is never empty.
+    """
+    text = str(error)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    line = redact(lines[0]) if lines else (type(error).__name__ if isinstance(error, BaseException) else "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
