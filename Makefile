@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo dev test test-fast lint format bench install system-packages clean
 
+PORT ?= 8000
+
 demo: $(STAMP)
-	$(BIN)/chaffee demo
+	$(BIN)/chaffee demo --port $(PORT)
 
 dev: $(STAMP)
 	$(BIN)/chaffee dev

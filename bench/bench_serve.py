@@ -62,7 +62,7 @@ def fill(url: str, library: Path, videos: int | None) -> int:
     with connect(url) as conn:
         for video_id in ids:
             insert_video(conn, library, video_id)
-            segment_video(conn, video_id, embedder)
+            segment_video(conn, video_id)
         embed_all(conn, embedder)
         return int(conn.execute("SELECT count(*) FROM segments").fetchone()[0])
 
@@ -79,11 +79,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def in_process_baseline(url: str, asked: list[str], rounds: int) -> list[float]:
     """The same work without HTTP: embed the question, run the SQL search, cut the snippets, on one
-    torch thread as `chaffee serve` runs it by default."""
-    from chaffee_assets.cli.serve_cmd import limit_torch_threads
-
-    limit_torch_threads(1)
-    embedder = embedder_for(MODEL)
+    thread per question as `chaffee serve` runs it by default."""
+    embedder = embedder_for(MODEL, threads=1)
     timings = []
     with connect(url, autocommit=True) as conn:
         for question in asked:  # warm up: the model's first calls and the database's caches
@@ -191,10 +188,10 @@ def run(url: str, args: argparse.Namespace) -> None:
     base_p50 = statistics.median(baseline)
     print(f"baseline, in-process search + snippets: p50 {ms(base_p50)}, p95 {ms(percentile(baseline, 0.95))}")
 
-    # The default (one torch thread per query) against torch's own choice (every core).
+    # The default (one thread per question's embedding) against every core per question.
     for threads in (1, os.cpu_count() or 1):
         env = serve_env(
-            url, CHAFFEE_RATE_LIMIT_PER_MINUTE="1000000", CHAFFEE_SERVE_TORCH_THREADS=str(threads)
+            url, CHAFFEE_RATE_LIMIT_PER_MINUTE="1000000", CHAFFEE_SERVE_EMBEDDING_THREADS=str(threads)
         )
         with chaffee_serve(env, "--no-access-log") as server:
             load(server.base_url, asked, 1, 2)  # warm up: connections, caches
@@ -202,7 +199,7 @@ def run(url: str, args: argparse.Namespace) -> None:
         served = results["api"] + results["page"]
         total = len(served) + len(results["errors"])
         print(
-            f"\n{args.clients} clients for {args.seconds:.0f} s, CHAFFEE_SERVE_TORCH_THREADS={threads}: "
+            f"\n{args.clients} clients for {args.seconds:.0f} s, CHAFFEE_SERVE_EMBEDDING_THREADS={threads}: "
             f"{total} requests, {total / args.seconds:.1f}/s"
         )
         for kind in ("api", "page"):

@@ -104,12 +104,16 @@ FROM search_segments(
 
 
 @cache
-def embedder_for(model: str) -> Embedder:
-    """One embedder per model per process (loading costs seconds; the web server keeps it)."""
+def embedder_for(model: str, threads: int | None = None) -> Embedder:
+    """One embedder per model per process (loading costs seconds; the web server keeps it).
+
+    `threads`: cores one question's embedding may use (the server gives each request one: a
+    question is one short sentence and concurrency comes from the requests).
+    """
     from chaffee_assets.retrieval.embedder import Embedder
 
     config = settings()
-    return Embedder(model, device=config.embedding_device, backend=config.embedding_backend)
+    return Embedder(model, device=config.embedding_device, backend=config.embedding_backend, threads=threads)
 
 
 @cache

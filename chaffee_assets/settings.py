@@ -38,6 +38,14 @@ DEFAULT_FEED_SENSOR_INTERVAL_S = 15 * 60
 DEFAULT_FEED_FIRST_TICK_DAYS = 2
 DEFAULT_FEED_TIMEOUT_S = 20.0
 DEFAULT_YOUTUBE_REQUEST_INTERVAL_S = 2.0
+DEFAULT_RATE_LIMIT_PER_MINUTE = 60
+DEFAULT_DB_POOL_SIZE = 10
+DEFAULT_ANSWER_MODEL = "gpt-4.1-mini"
+DEFAULT_ANSWER_BUDGET_USD = 1.00
+# gpt-4.1-mini's list prices per million tokens; set both to 0 for a local OpenAI-compatible server.
+DEFAULT_ANSWER_INPUT_USD_PER_MTOK = 0.40
+DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK = 1.60
+DEFAULT_ANSWER_PASSAGES = 6
 # The file a library folder may hold with questions whose answers it contains (see golden_queries.py).
 GOLDEN_QUERIES_FILE_NAME = "golden_queries.jsonl"
 
@@ -72,7 +80,9 @@ class Settings:
     daily_budget_usd: float = field(
         default=DEFAULT_DAILY_BUDGET_USD, metadata={"env": "CHAFFEE_DAILY_BUDGET_USD"}
     )
-    openai_timeout_s: float = field(default=DEFAULT_OPENAI_TIMEOUT_S, metadata={"env": "CHAFFEE_OPENAI_TIMEOUT_S"})
+    openai_timeout_s: float = field(
+        default=DEFAULT_OPENAI_TIMEOUT_S, metadata={"env": "CHAFFEE_OPENAI_TIMEOUT_S"}
+    )
     openai_max_retries: int = field(
         default=DEFAULT_OPENAI_MAX_RETRIES, metadata={"env": "CHAFFEE_OPENAI_MAX_RETRIES"}
     )
@@ -102,6 +112,25 @@ class Settings:
     )
     feed_timeout_s: float = field(default=DEFAULT_FEED_TIMEOUT_S, metadata={"env": "CHAFFEE_FEED_TIMEOUT_S"})
     golden_queries: Path | None = field(default=None, metadata={"env": "CHAFFEE_GOLDEN_QUERIES"})
+    # Read directly by cli/main.py as well: it decides how a malformed setting itself is shown.
+    debug: bool = field(default=False, metadata={"env": "CHAFFEE_DEBUG"})
+    # chaffee serve: protection, the connection pool, query embedding, answers (docs/web.md).
+    rate_limit_per_minute: int = field(
+        default=DEFAULT_RATE_LIMIT_PER_MINUTE, metadata={"env": "CHAFFEE_RATE_LIMIT_PER_MINUTE"}
+    )
+    db_pool_size: int = field(default=DEFAULT_DB_POOL_SIZE, metadata={"env": "CHAFFEE_DB_POOL_SIZE"})
+    serve_embedding_threads: int = field(default=1, metadata={"env": "CHAFFEE_SERVE_EMBEDDING_THREADS"})
+    answer_model: str = field(default=DEFAULT_ANSWER_MODEL, metadata={"env": "CHAFFEE_ANSWER_MODEL"})
+    answer_budget_usd: float = field(
+        default=DEFAULT_ANSWER_BUDGET_USD, metadata={"env": "CHAFFEE_ANSWER_BUDGET_USD"}
+    )
+    answer_input_usd_per_mtok: float = field(
+        default=DEFAULT_ANSWER_INPUT_USD_PER_MTOK, metadata={"env": "CHAFFEE_ANSWER_INPUT_USD_PER_MTOK"}
+    )
+    answer_output_usd_per_mtok: float = field(
+        default=DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK, metadata={"env": "CHAFFEE_ANSWER_OUTPUT_USD_PER_MTOK"}
+    )
+    answer_passages: int = field(default=DEFAULT_ANSWER_PASSAGES, metadata={"env": "CHAFFEE_ANSWER_PASSAGES"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -148,6 +177,21 @@ class Settings:
             ),
             feed_timeout_s=env.get("CHAFFEE_FEED_TIMEOUT_S", _positive_float, DEFAULT_FEED_TIMEOUT_S),
             golden_queries=env.get("CHAFFEE_GOLDEN_QUERIES", _path),
+            debug=bool(env.get("CHAFFEE_DEBUG", str)),
+            rate_limit_per_minute=env.get(
+                "CHAFFEE_RATE_LIMIT_PER_MINUTE", _positive_int, DEFAULT_RATE_LIMIT_PER_MINUTE
+            ),
+            db_pool_size=env.get("CHAFFEE_DB_POOL_SIZE", _positive_int, DEFAULT_DB_POOL_SIZE),
+            serve_embedding_threads=env.get("CHAFFEE_SERVE_EMBEDDING_THREADS", _positive_int, 1),
+            answer_model=env.get("CHAFFEE_ANSWER_MODEL", str) or DEFAULT_ANSWER_MODEL,
+            answer_budget_usd=env.get("CHAFFEE_ANSWER_BUDGET_USD", _amount, DEFAULT_ANSWER_BUDGET_USD),
+            answer_input_usd_per_mtok=env.get(
+                "CHAFFEE_ANSWER_INPUT_USD_PER_MTOK", _amount, DEFAULT_ANSWER_INPUT_USD_PER_MTOK
+            ),
+            answer_output_usd_per_mtok=env.get(
+                "CHAFFEE_ANSWER_OUTPUT_USD_PER_MTOK", _amount, DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK
+            ),
+            answer_passages=env.get("CHAFFEE_ANSWER_PASSAGES", _passages, DEFAULT_ANSWER_PASSAGES),
         )
 
 
@@ -231,6 +275,13 @@ _count = _number(int, at_least=0)
 _positive_int = _number(int, above=0)
 _amount = _number(float, at_least=0)
 _positive_float = _number(float, above=0)
+
+
+def _passages(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 20:
+        raise _Rejected("must be a whole number from 1 to 20")
+    return value
 
 
 EMBEDDING_BACKENDS = ("onnx", "onnx-int8", "torch")

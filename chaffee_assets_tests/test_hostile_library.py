@@ -32,10 +32,8 @@ from chaffee_assets.ingest.cues import DURATION_SLACK_S, MAX_MEDIA_SECONDS
 from chaffee_assets.ingest.library import LibrarySource
 from chaffee_assets.ingest.transcript_pipeline import TranscriptRules, obtain_transcript
 from chaffee_assets.ingest_runner import QUIET_CONSOLE
-from chaffee_assets.retrieval.embedder import Embedder
 from chaffee_assets.retrieval.pipeline import segment_videos
 from chaffee_assets.search import search
-from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL
 from chaffee_assets.transcription.local_whisper import LocalWhisperTranscriber
 from chaffee_assets.warehouse.migrate import upgrade
 from chaffee_assets_tests.hostile_library import REMOVE, SMALL_VIDEOS, copy_real_video
@@ -228,12 +226,7 @@ def property_warehouse(embedded_admin_url: str) -> str:
     return new_warehouse(embedded_admin_url)
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder(DEFAULT_EMBEDDING_MODEL)
-
-
-def ingest_without_dagster(url: str, library: Path, embedder: Embedder) -> None:
+def ingest_without_dagster(url: str, library: Path) -> None:
     """What the assets do, called directly: list, store, transcribe (captions), segment."""
     source = LibrarySource(library)
     found = [video for day in sorted(source.publish_dates()) for video in source.videos_published_on(day)]
@@ -241,7 +234,7 @@ def ingest_without_dagster(url: str, library: Path, embedder: Embedder) -> None:
         store.upsert_videos(conn, found)
         for video in found:
             obtain_transcript(conn, video, source, LocalWhisperTranscriber, now=NOW, rules=TranscriptRules())
-        segment_videos(conn, [video.video_id for video in found], embedder)
+        segment_videos(conn, [video.video_id for video in found])
 
 
 @pytest.fixture
@@ -269,7 +262,7 @@ def clean_warehouse(property_warehouse: str) -> Iterator[Callable[[], str]]:
     ]
 )
 def test_generated_hostile_entries_never_cost_the_good_videos(
-    hostile: list[HostileVideo], clean_warehouse: Callable[[], str], embedder: Embedder
+    hostile: list[HostileVideo], clean_warehouse: Callable[[], str]
 ) -> None:
     url = clean_warehouse()
     with tempfile.TemporaryDirectory() as folder:
@@ -282,7 +275,7 @@ def test_generated_hostile_entries_never_cost_the_good_videos(
                 caption=video.caption,
             )  # fmt: skip
 
-        ingest_without_dagster(url, library, embedder)  # no exception escapes
+        ingest_without_dagster(url, library)  # no exception escapes
 
         accounting = account(url, library)
         for video_id in GOOD:

@@ -16,7 +16,7 @@ from chaffee_assets.definitions import INGEST_ASSETS, build_resources
 from chaffee_assets.defs.resources import VideoSourceResource, video_source_config
 from chaffee_assets.ingest.library import LibrarySource
 from chaffee_assets.ingest_runner import ingest_days
-from chaffee_assets.retrieval.embedder import Embedder, default_model_path, document_text
+from chaffee_assets.retrieval.embedder import Embedder, default_model_path
 from chaffee_assets.retrieval.pipeline import embed_missing
 from chaffee_assets.search import search
 from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL, settings
@@ -109,19 +109,16 @@ def test_every_video_has_segments_and_every_segment_an_embedding(ingested_dev_li
 
 
 def test_no_embedded_text_is_longer_than_the_model_reads(ingested_dev_library):
+    """What is embedded is the segment's own words (with the model's passage prompt, none for
+    MiniLM): every one fits the 256 pieces the model reads, counted by its own tokenizer."""
+    from transformers import AutoTokenizer
+
     embedder = Embedder()
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
     with psycopg.connect(ingested_dev_library["url"]) as conn:
-        rows = conn.execute(
-            "SELECT v.title, s.text FROM segments s JOIN videos v USING (video_id)"
-        ).fetchall()
-    longest = max(
-        len(
-            embedder.model.tokenizer(document_text(title, text, count_tokens=embedder.count_tokens))[
-                "input_ids"
-            ]
-        )
-        for title, text in rows
-    )
+        texts = [row[0] for row in conn.execute("SELECT text FROM segments")]
+    prompt = embedder.prompts["passage"]
+    longest = max(len(ids) for ids in tokenizer([prompt + t for t in texts], truncation=False)["input_ids"])
     assert longest <= embedder.max_seq_length == 256
 
 

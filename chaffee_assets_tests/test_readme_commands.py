@@ -205,14 +205,16 @@ def test_ingest_on_a_terminal_shows_live_progress_with_an_estimate(chaffee_home,
 # --- make demo (chaffee demo) --------------------------------------------------------------------------------
 
 
-def test_make_demo_ingests_the_sample_checks_its_golden_queries_and_searches(chaffee_home):
-    # The README's first command, exactly: make installs what is missing (nothing, here), then chaffee demo.
-    result = subprocess.run(
-        ["make", "--no-print-directory", "demo"], cwd=PROJECT_ROOT, env=user_env(), stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+def test_make_demo_ingests_checks_searches_and_ends_by_serving_the_page(chaffee_home):
+    """The README's first command, exactly: make installs what is missing (nothing, here), then
+    `chaffee demo` ingests the sample library, checks it, searches it and serves the page on it."""
+    from chaffee_assets_tests.web_helpers import chaffee_serve
+
+    argv = lambda port: ["make", "--no-print-directory", "demo", f"PORT={port}"]  # noqa: E731
+    with chaffee_serve(user_env(), argv=argv, startup_s=900) as server:
+        status, _, body = server.get("/?q=why+avoid+vegetable+oils")
+        hits = json.loads(server.get("/api/search?q=why+avoid+vegetable+oils")[2])["hits"]
+    out = "".join(server.output)
     assert "4 run(s) of ingest_job of up to 31 days" in out
     checks = next(line for line in out.splitlines() if "checks:" in line)
     passed, total = checks.split("checks:")[1].split(" passed")[0].split(" of ")
@@ -220,6 +222,11 @@ def test_make_demo_ingests_the_sample_checks_its_golden_queries_and_searches(cha
     assert "golden queries: skipped" not in out  # the sample library carries its own file
     assert out.count("$ chaffee search") == 3
     assert out.count("https://www.youtube.com/watch?v=") >= 3
+    assert status == 200 and "Seed Oils vs Animal Fats" in body.decode()
+    assert hits and hits[0]["video_id"] == "smplSeedOil"
+    assert "Dagster UI:        make dev" in out
+    assert f"Search page: {server.base_url}/" in out
+    assert server.process.returncode == 0  # Ctrl-C stops it cleanly
 
 
 # --- chaffee db ----------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def fill_sample_warehouse(url: str, library_copy: Path) -> None:
     with connect(url) as conn:
         for video_id in [*SAMPLE_IDS, HOSTILE_ID]:
             insert_video(conn, library_copy, video_id)
-            segment_video(conn, video_id, embedder)
+            segment_video(conn, video_id)
         with conn.transaction():
             conn.execute(
                 "UPDATE segments SET text = text || %s WHERE video_id = %s", (HOSTILE_WORDS, HOSTILE_ID)
@@ -198,13 +198,17 @@ class RunningServer:
 
 @contextlib.contextmanager
 def chaffee_serve(
-    env: dict[str, str], *extra: str, command: str = "serve", startup_s: float = 180
+    env: dict[str, str],
+    *extra: str,
+    command: str = "serve",
+    startup_s: float = 180,
+    argv: Callable[[int], list[str]] | None = None,
 ) -> Iterator[RunningServer]:
-    """`chaffee serve --port P` (or another command that ends by serving, such as `demo`) in its own
-    session; yields once /healthz answers, then stops it with Ctrl-C."""
+    """`chaffee serve --port P` (or another command that ends by serving: `argv(port)`, such as
+    `make demo PORT=P`) in its own session; yields once /healthz answers, then stops it with Ctrl-C."""
     port = free_port()
     process = subprocess.Popen(
-        [chaffee_command(), command, "--port", str(port), *extra],
+        argv(port) if argv else [chaffee_command(), command, "--port", str(port), *extra],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -70,12 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except psycopg.Error as exc:
-        if os.environ.get("CHAFFEE_DEBUG"):
+        if _debugging():
             raise
         print(f"error: the database refused: {printable(one_line(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:
-        if os.environ.get("CHAFFEE_DEBUG"):
+        if _debugging():
             raise
         print(
             f"error: {type(exc).__name__}: {one_line(exc)} (set CHAFFEE_DEBUG=1 to see where)",
@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return int(status or 0)
+
+
+def _debugging() -> bool:
+    # The environment itself, not `settings()`: a malformed setting must not hide the traceback asked for.
+    return bool(os.environ.get("CHAFFEE_DEBUG", "").strip())
 
 
 if __name__ == "__main__":

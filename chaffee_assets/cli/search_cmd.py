@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     import psycopg
 
+    from chaffee_assets.cli.terminal import printable
     from chaffee_assets.retrieval.embedder import EmbeddingModelError
     from chaffee_assets.search import SearchOptions, configured_model, search, snippets
     from chaffee_assets.warehouse import WarehouseError, connect
@@ -111,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
                 return 0
             bold = sys.stdout.isatty()
             marks = ("\033[1m", "\033[0m") if bold else ("[", "]")
-            texts = snippets(args.query, [h.text for h in hits], conn=conn, start=marks[0], stop=marks[1])
+            # Control characters go before the marks are added: the marks are the only ones printed.
+            texts = snippets(
+                args.query, [printable(h.text) for h in hits], conn=conn, start=marks[0], stop=marks[1]
+            )
     except (WarehouseError, EmbeddingModelError, ValueError) as exc:
         return _fail(str(exc))
     except psycopg.Error as exc:
@@ -122,14 +126,24 @@ def run(args: argparse.Namespace) -> int:
 
 def database_problem(exc: Exception, model: str) -> str:
     """One line for a database error, with a hint only where the hint is true."""
+    import psycopg
+
+    from chaffee_assets.error_text import one_line
+
     diag = getattr(exc, "diag", None)
-    first = ((diag.message_primary if diag else None) or str(exc) or type(exc).__name__).strip()
-    first = first.splitlines()[0]
+    first = one_line((diag.message_primary if diag else None) or exc)
+    if isinstance(exc, psycopg.OperationalError):
+        return f"lost the connection to PostgreSQL ({first}); try again"
+    if isinstance(exc, psycopg.errors.UndefinedFunction | psycopg.errors.UndefinedTable):
+        return f"the warehouse schema is not current ({first}): run `chaffee db upgrade`"
     if "is not registered" in first:
-        return f"{first}: nothing has been embedded with {model} (run `chaffee ingest` with CHAFFEE_EMBEDDING_MODEL={model}, or search with --model of an embedded model)"
+        return (
+            f"{first}: nothing has been embedded with {model} (run `chaffee ingest` with "
+            f"CHAFFEE_EMBEDDING_MODEL={model}, or search with --model of an embedded model)"
+        )
     if "dimensions" in first:
         return f"{first} (the warehouse holds {model} vectors of another size: was the model replaced?)"
-    return first
+    return f"the database refused the search: {first}"
 
 
 def no_matches_hint(conn, args: argparse.Namespace, model: str) -> str:
@@ -148,7 +162,9 @@ def no_matches_hint(conn, args: argparse.Namespace, model: str) -> str:
         hint += "; widen --from/--to or drop --video" if filters else "; try other words or --mode hybrid"
         return f"no matches: {hint}"
     if embedded == 0:
-        return f"no matches: no segment is embedded with {model} yet (run `chaffee ingest`, or try --mode text)"
+        return (
+            f"no matches: no segment is embedded with {model} yet (run `chaffee ingest`, or try --mode text)"
+        )
     return "no matches in that range: widen --from/--to or drop --video" if filters else "no matches"
 
 
@@ -158,6 +174,7 @@ def render(hits, texts: list[str], *, query: str | None = None) -> str:
     When every hit is below the model's relevance floor, a first line says the library holds
     nothing closely related, and each weak hit is marked.
     """
+    from chaffee_assets.cli.terminal import printable
     from chaffee_assets.search import nothing_relevant
 
     order: dict[str, list[int]] = {}
@@ -165,12 +182,12 @@ def render(hits, texts: list[str], *, query: str | None = None) -> str:
         order.setdefault(hit.video_id, []).append(i)
     lines: list[str] = []
     if nothing_relevant(hits):
-        about = f" about {query!r}" if query else ""
+        about = f" about {printable(query)!r}" if query else ""
         lines += [f"Nothing in the library is closely related{about}; the nearest moments are:", ""]
     for indexes in order.values():
         first = hits[indexes[0]]
         published = f" ({first.published_at:%Y-%m-%d})" if first.published_at else ""
-        lines.append(f"{first.title}{published}")
+        lines.append(f"{printable(first.title)}{published}")
         for i in indexes:
             hit = hits[i]
             weak = "  (weakly related)" if hit.weak else ""

@@ -42,7 +42,7 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
 
     import uvicorn
 
-    from chaffee_assets.retrieval.embedder import canonical_model_name
+    from chaffee_assets.retrieval.embedder import EmbeddingModelError, canonical_model_name
     from chaffee_assets.search import embedder_for
     from chaffee_assets.warehouse import connect
     from chaffee_assets.warehouse.migrate import ensure_schema
@@ -74,12 +74,13 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
         )
     else:
         print("answers: off (set OPENAI_API_KEY to write answers with citations)")
-    limit_torch_threads(settings.torch_threads)
     try:
         # Loaded before the port opens, so a bad model name is one line here, not a traceback later.
-        embedder_for(settings.embedding_model).encode(["warm up"])
-    except OSError as exc:
+        embedder = embedder_for(settings.embedding_model, threads=settings.embedding_threads)
+        embedder.encode_queries(["warm up"])
+    except (OSError, EmbeddingModelError) as exc:
         raise UserError(f"cannot load embedding model {settings.embedding_model}: {exc}") from exc
+    print(f"embedding questions with {model} on {embedder.runtime_name}")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(
         f"Search page: http://{shown}:{port}/   (API: /api/search, /api/answer; Ctrl-C stops it)", flush=True
@@ -100,23 +101,12 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
     return 0
 
 
-def limit_torch_threads(threads: int) -> None:
-    """Embed each query on `threads` cores (CHAFFEE_SERVE_TORCH_THREADS, default 1). A query is one
-    short sentence and concurrency comes from the requests; letting each also fan out over every core
-    oversubscribes a busy machine (measured in bench/bench_serve.py, figures in docs/web.md)."""
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def worker_app():
     """The application in each of several worker processes (`--workers N`)."""
     from chaffee_assets.web import create_app
     from chaffee_assets.web.settings import WebSettings
 
-    settings = WebSettings.from_env()
-    limit_torch_threads(settings.torch_threads)
-    return create_app(settings)
+    return create_app(WebSettings.from_env())
 
 
 def require_free_port(host: str, port: int) -> None:

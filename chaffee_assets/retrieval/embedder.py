@@ -84,8 +84,10 @@ class Embedder:
         device: str | None = None,
         batch_size: int = 64,
         backend: str | None = None,
+        threads: int | None = None,
     ) -> None:
         self.source = model
+        self.threads = threads  # None: every core
         self.model_name = canonical_model_name(model)
         self.device = device or "cpu"
         self.batch_size = batch_size
@@ -109,6 +111,10 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
 
             local_only = Path(self.location).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
+            if self.threads and self.backend == "torch":
+                import torch
+
+                torch.set_num_threads(self.threads)  # process-wide: torch has no per-model setting
             try:
                 self._torch = SentenceTransformer(
                     self.location, device=self.device, local_files_only=local_only
@@ -152,7 +158,9 @@ class Embedder:
                     export_sentence_transformer(model, folder, prompts=self._prompts_of(model))
                 except OnnxExportError:
                     return None
-            self._onnx = OnnxSentenceEncoder(folder, quantized=self.backend == "onnx-int8")
+            self._onnx = OnnxSentenceEncoder(
+                folder, quantized=self.backend == "onnx-int8", threads=self.threads
+            )
         return self._onnx
 
     def _runtime(self) -> OnnxSentenceEncoder | SentenceTransformer:

@@ -62,7 +62,9 @@ def export_sentence_transformer(model, folder: Path, *, prompts: dict[str, str])
         raise OnnxExportError(f"pooling mode {mode!r} is not supported on ONNX Runtime")
     if getattr(pooling, "include_prompt", True) is False:
         raise OnnxExportError("the model pools without its prompt tokens")
-    dimension_of = getattr(pooling, "get_embedding_dimension", None) or pooling.get_sentence_embedding_dimension
+    dimension_of = (
+        getattr(pooling, "get_embedding_dimension", None) or pooling.get_sentence_embedding_dimension
+    )
 
     transformer = modules[0]
     tokenizer = transformer.tokenizer
@@ -190,9 +192,7 @@ class OnnxSentenceEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         graph = folder / (INT8_FILE if quantized else FP32_FILE)
-        self.session = onnxruntime.InferenceSession(
-            str(graph), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.quantized = quantized
 
     @property

@@ -78,7 +78,9 @@ class WebContext:
     def embedder(self) -> Embedder:
         """The query embedding model, loaded once for the process (`embedder_for` keeps one per model)."""
         if self._embedder is None:
-            self._embedder = embedder_for(self.settings.embedding_model)
+            self._embedder = embedder_for(
+                self.settings.embedding_model, threads=self.settings.embedding_threads
+            )
         return self._embedder
 
     def load_embedder(self) -> None:
