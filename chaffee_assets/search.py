@@ -198,9 +198,12 @@ def search(
     return hits[:k]
 
 
-def nothing_relevant(hits: Sequence[Hit]) -> bool:
-    """Whether the hits are only what is nearest, not what answers: every judged hit is weak."""
-    judged = [hit.weak for hit in hits if hit.weak is not None]
+def nothing_relevant(hits: Sequence[Hit] | Sequence[dict[str, object]]) -> bool:
+    """Whether the hits are only what is nearest, not what answers: every judged hit is weak.
+
+    Takes hits or their `as_dict()` forms (the web passes dicts through)."""
+    flags = [hit.get("weak") if isinstance(hit, dict) else hit.weak for hit in hits]
+    judged = [flag for flag in flags if flag is not None]
     return bool(judged) and all(judged)
 
 

@@ -226,7 +226,10 @@ def test_make_demo_ingests_checks_searches_and_ends_by_serving_the_page(chaffee_
     assert hits and hits[0]["video_id"] == "smplSeedOil"
     assert "Dagster UI:        make dev" in out
     assert f"Search page: {server.base_url}/" in out
-    assert server.process.returncode == 0  # Ctrl-C stops it cleanly
+    # Ctrl-C stops it cleanly. make itself always ends by re-raising the SIGINT it received (exactly as
+    # at a terminal), so the clean stop is read from what the server printed, not make's status.
+    assert server.process.returncode in (0, -signal.SIGINT)
+    assert "Application shutdown complete" in out and "Traceback" not in out
 
 
 # --- chaffee db ----------------------------------------------------------------------------------

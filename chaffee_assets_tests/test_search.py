@@ -201,3 +201,72 @@ def test_chaffee_search_errors_are_one_line_and_exit_2(library_url, monkeypatch,
     assert args.handler(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
+
+
+NOT_IN_THE_LIBRARY = ["🥩🥩🥩", "the and of to a", "who won the G2 vs T1 game at MSI"]
+
+
+@pytest.mark.parametrize("query", NOT_IN_THE_LIBRARY)
+def test_a_question_the_library_does_not_answer_gets_only_weakly_related_moments(conn, embedder, query):
+    from chaffee_assets.search import nothing_relevant
+
+    hits = search(query, 5, "hybrid", conn=conn, embedder=embedder)
+    assert hits  # the nearest moments still come back …
+    assert all(h.weak is True and h.similarity < 0.35 for h in hits)  # … each marked as such
+    assert nothing_relevant(hits)
+
+
+def test_a_question_the_library_answers_is_not_weak(conn, embedder):
+    from chaffee_assets.search import nothing_relevant
+
+    hits = search(QUERY, 5, "hybrid", conn=conn, embedder=embedder)
+    assert not nothing_relevant(hits)
+    assert hits[0].weak is False and hits[0].similarity >= 0.35
+    assert all(h.similarity is not None for h in hits)  # text-only finds carry their cosine too
+
+
+def test_text_mode_without_a_question_vector_judges_nothing(conn):
+    hits = search("light and sleep", 5, "text", conn=conn)
+    assert hits and all(h.similarity is None and h.weak is None and h.text_score > 0 for h in hits)
+
+
+def test_reciprocal_rank_fusion_stays_available_and_bad_fusion_is_refused(conn, embedder):
+    rrf = search(QUERY, 5, "hybrid", options=SearchOptions(fusion="rrf"), conn=conn, embedder=embedder)
+    convex = search(QUERY, 5, "hybrid", conn=conn, embedder=embedder)
+    assert len(rrf) == 5 and all(0 < h.score <= 2 / 31 for h in rrf)  # 1/(30 + rank), twice at most
+    assert all(0 <= h.score <= 1 for h in convex)
+    with pytest.raises(psycopg.Error, match="fusion must be convex or rrf"):
+        search(QUERY, 5, "hybrid", options=SearchOptions(fusion="max"), conn=conn, embedder=embedder)
+
+
+def test_chaffee_search_says_when_nothing_in_the_library_is_closely_related(library_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", library_url)
+    args = _cli().parse_args(["search", "🥩🥩🥩", "-k", "3"])
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Nothing in the library is closely related to '🥩🥩🥩'; the nearest moments are:")
+    assert out.count("(weakly related)") == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["search", "zzyzx", "--mode", "text"],
+            "no matches: none of the query's words occur in the transcripts; try other words or --mode hybrid",
+        ),
+        (
+            ["search", "zzyzx", "--mode", "text", "--to", "2000-01-01"],
+            "no matches: none of the query's words occur in the transcripts; widen --from/--to or drop --video",
+        ),
+        (
+            ["search", "sleep", "--to", "2000-01-01"],
+            "no matches in that range: widen --from/--to or drop --video",
+        ),
+    ],
+)
+def test_the_no_match_hint_says_what_is_true(library_url, monkeypatch, capsys, argv, expected):
+    monkeypatch.setenv("DATABASE_URL", library_url)
+    args = _cli().parse_args(argv)
+    assert args.handler(args) == 0
+    assert capsys.readouterr().out.strip() == expected

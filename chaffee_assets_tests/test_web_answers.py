@@ -20,6 +20,7 @@ from chaffee_assets.web.answers import ledger
 from chaffee_assets.web.answers.passages import (
     NO_ANSWER_MARK,
     NOT_ANSWERED_TEXT,
+    NOTHING_FOUND_TEXT,
     NOTICE,
     answer_parts,
     check_citations,
@@ -155,8 +156,21 @@ def test_a_made_up_citation_from_the_model_never_reaches_the_user(
 def test_when_the_passages_do_not_answer_it_says_so(sample_url: str, model: ChatStandIn) -> None:
     model.reply = lambda messages: NO_ANSWER_MARK
     with _client(sample_url, model) as client:
-        body = client.get("/api/answer", params={"q": "What is the capital of Mongolia?"}).json()
+        body = client.get("/api/answer", params={"q": "How much red meat did he eat last Tuesday?"}).json()
+    assert len(model.requests) == 1  # on topic: the model was asked, and found no answer
     assert body["answered"] is False and body["answer"] == NOT_ANSWERED_TEXT and body["citations"] == []
+
+
+def test_a_question_nothing_in_the_videos_is_close_to_is_not_sent_to_the_model(
+    sample_url: str, model: ChatStandIn
+) -> None:
+    with _client(sample_url, model) as client:
+        body = client.get("/api/answer", params={"q": "What is the capital of Mongolia?"}).json()
+        page = client.get("/", params={"q": "What is the capital of Mongolia?"}).text
+    assert model.requests == [] and _ledger(sample_url) == []
+    assert body["answered"] is False and body["answer"] == NOTHING_FOUND_TEXT and body["cost_usd"] == 0
+    assert "Nothing in the videos is closely related to this question" in page
+    assert "weakly related" in page
 
 
 def test_the_same_question_within_a_day_is_served_from_the_warehouse_at_no_cost(
@@ -267,7 +281,7 @@ def test_concurrent_requests_cannot_overspend_the_budget(sample_url: str, model:
     # With input free, an answer's estimate is exactly its 400-token output allowance: the budget
     # holds one reservation at a time, not two.
     estimate = 400 * 1.60 / 1_000_000
-    questions = [f"What does he say about question number {i}?" for i in range(6)]
+    questions = [f"What does he say about eating red meat, question {i}?" for i in range(6)]
     results: list[int] = []
     settings = {"answer_budget_usd": estimate * 1.5, "input_usd_per_mtok": 0.0}
     with _client(sample_url, model, **settings) as client:

@@ -182,7 +182,7 @@ def render(hits, texts: list[str], *, query: str | None = None) -> str:
         order.setdefault(hit.video_id, []).append(i)
     lines: list[str] = []
     if nothing_relevant(hits):
-        about = f" about {printable(query)!r}" if query else ""
+        about = f" to {printable(query)!r}" if query else ""
         lines += [f"Nothing in the library is closely related{about}; the nearest moments are:", ""]
     for indexes in order.values():
         first = hits[indexes[0]]

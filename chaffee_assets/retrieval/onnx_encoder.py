@@ -7,9 +7,10 @@ that, encoding needs only `onnxruntime`, `tokenizers` and numpy: a command-line 
 fraction of a second instead of importing torch, and the vectors are the torch ones (fp32 export:
 cosine to torch ≥ 0.99999 on every dev segment, see docs/retrieval.md).
 
-`model.int8.onnx` beside it is the same graph with its weights dynamically quantised to int8 by
-ONNX Runtime (per channel). It is faster and slightly different; whether it is used is the
-caller's choice (`CHAFFEE_EMBEDDING_BACKEND`), measured in docs/retrieval.md.
+`model.int8.onnx` beside it, made when first asked for, is the same graph with its weights
+dynamically quantised to int8 by ONNX Runtime (per channel). It is faster and slightly different;
+whether it is used is the caller's choice (`CHAFFEE_EMBEDDING_BACKEND`), measured in
+docs/retrieval.md.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 # Part of an export folder's name: a change to how models are exported makes new folders.
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 ENCODER_FILE = "encoder.json"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -42,7 +43,7 @@ def is_exported(folder: Path) -> bool:
 
 
 def export_sentence_transformer(model, folder: Path, *, prompts: dict[str, str]) -> Path:
-    """Export a loaded `SentenceTransformer` into `folder` (fp32 and int8); returns the folder.
+    """Export a loaded `SentenceTransformer` into `folder` (fp32); returns the folder.
 
     Written to a temporary sibling and renamed into place, so a concurrent process either sees a
     complete export or none (two exporters racing both succeed; one rename wins).
@@ -102,7 +103,6 @@ def export_sentence_transformer(model, folder: Path, *, prompts: dict[str, str])
                 opset_version=17,
                 dynamo=False,
             )
-        _quantize(staging / FP32_FILE, staging / INT8_FILE)
         tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
         (staging / ENCODER_FILE).write_text(
             json.dumps(
@@ -131,6 +131,19 @@ def export_sentence_transformer(model, folder: Path, *, prompts: dict[str, str])
     return folder
 
 
+def ensure_quantized(folder: Path) -> Path:
+    """The export's int8 graph, made from its fp32 one the first time it is asked for."""
+    target = folder / INT8_FILE
+    if not target.exists():
+        staging = target.with_name(f".{target.name}.{os.getpid()}")
+        try:
+            _quantize(folder / FP32_FILE, staging)
+            os.replace(staging, target)
+        finally:
+            staging.unlink(missing_ok=True)
+    return target
+
+
 def _quantize(fp32: Path, int8: Path) -> None:
     """int8 weights, activations quantised on the fly (dynamic), per output channel.
 
@@ -138,11 +151,13 @@ def _quantize(fp32: Path, int8: Path) -> None:
     GELU), which measured 1.7-1.9x the fp32 throughput after quantisation against 1.3x without;
     a model the optimizer does not know is quantised as exported.
     """
+    import logging
+
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source = fp32
-    fused = fp32.with_name("model.fused.onnx")
+    fused = int8.with_name(f"{int8.name}.fused")
     try:
         from onnxruntime.transformers import optimizer
 
@@ -152,15 +167,21 @@ def _quantize(fp32: Path, int8: Path) -> None:
         source = fused
     except Exception:  # noqa: BLE001 - any failure of the optional fusion leaves the plain graph
         source = fp32
-    quantize_dynamic(
-        str(source),
-        str(int8),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        # The fused graph's custom operators carry no shape-inferred types; their outputs are float.
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
-    fused.unlink(missing_ok=True)
+    quantizer_log = logging.getLogger()
+    level = quantizer_log.level
+    quantizer_log.setLevel(logging.ERROR)  # the quantizer's advice to pre-process is for CNNs
+    try:
+        quantize_dynamic(
+            str(source),
+            str(int8),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            # The fused graph's custom operators carry no shape-inferred types; their outputs are float.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    finally:
+        quantizer_log.setLevel(level)
+        fused.unlink(missing_ok=True)
 
 
 def _module_types() -> tuple[type, type, type]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from chaffee_assets.search import nothing_relevant
 from chaffee_assets.web.answers import ledger
 from chaffee_assets.web.answers.passages import (
     NOTHING_FOUND_TEXT,
@@ -203,7 +204,9 @@ class AnswerWriter:
         settings = self.settings
         with self._connection() as conn:
             hits = self._find_hits(conn, replace(request, k=settings.answer_passages))
-        if not hits:
+        # Nothing found, or only moments below the model's relevance floor: nothing to write from,
+        # so the model is not asked (and nothing is spent).
+        if not hits or nothing_relevant(hits):
             return Answer(request.query, NOTHING_FOUND_TEXT, False, [], settings.answer_model, 0.0, False)
         passages = number_passages(hits)
         messages = build_messages(request.query, passages)

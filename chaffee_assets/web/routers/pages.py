@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from chaffee_assets.search import nothing_relevant
 from chaffee_assets.web.answers.writer import AnswersUnavailable
 from chaffee_assets.web.context import WebContext
 from chaffee_assets.web.dependencies import Context, client_of
@@ -70,6 +71,7 @@ def search_page(
         search=search,
         videos=group_by_video(hits, marked),
         hit_count=len(hits),
+        nothing_relevant=nothing_relevant(hits),
         answer_box=_answer_box(context, search, write=write_answer) if hits else None,
     )
     return render(request, "index.html", page)

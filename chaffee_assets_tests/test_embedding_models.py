@@ -1,0 +1,222 @@
+"""Embedding models: the ONNX Runtime backend, prompts, long passages, a second model kept complete
+through re-cuts, and the optional cross-encoder, each on real text and a real warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from chaffee_assets.retrieval.embedder import Embedder, default_model_path
+from chaffee_assets.retrieval.models import model_card
+from chaffee_assets.search import search
+from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL, PROJECT_ROOT
+from chaffee_assets.warehouse import connect
+from chaffee_assets_tests.conftest import shared_path
+from chaffee_assets_tests.retrieval_helpers import caption_file, tiny_model
+
+DEV_VIDEOS = ["QmOF0crdyRU", "BMTt8gSl13s", "Gf-kC30SLtc"]
+
+
+@pytest.fixture(scope="module")
+def dev_texts() -> list[str]:
+    from chaffee_assets.ingest.captions import parse_caption_file
+    from chaffee_assets.retrieval.segmenter import SegmentParams, reference_token_counter, segment_cues
+
+    library = shared_path("eval", "huberman_dev", "library")
+    texts: list[str] = []
+    for video_id in DEV_VIDEOS:
+        cues = parse_caption_file(caption_file(library, video_id))
+        texts += [s.text for s in segment_cues(cues, SegmentParams(), reference_token_counter())]
+    return texts
+
+
+def test_the_onnx_backend_gives_the_torch_vectors(chaffee_home, dev_texts):
+    texts = [*dev_texts[:40], "does fasting lower insulin", "🥩", "a"]
+    torch_vectors = Embedder(backend="torch").encode(texts)
+    onnx = Embedder(backend="onnx")
+    onnx_vectors = onnx.encode(texts)
+    assert onnx.runtime_name == "onnx"
+    cosines = (torch_vectors * onnx_vectors).sum(axis=1)
+    assert cosines.min() > 0.9999
+    assert np.allclose(np.linalg.norm(onnx_vectors, axis=1), 1, atol=1e-5)
+
+
+def test_the_int8_backend_is_close_but_not_identical(chaffee_home, dev_texts):
+    fp32 = Embedder(backend="onnx").encode(dev_texts[:40])
+    int8 = Embedder(backend="onnx-int8")
+    vectors = int8.encode(dev_texts[:40])
+    cosines = (fp32 * vectors).sum(axis=1)
+    assert int8.runtime_name == "onnx-int8"
+    assert cosines.mean() > 0.98 and cosines.min() > 0.95
+    assert cosines.min() < 0.9999  # really the quantised graph, not the fp32 one
+
+
+def test_a_question_is_embedded_without_importing_torch_once_the_model_is_exported(chaffee_home):
+    Embedder(backend="onnx").encode(["export it now"])  # the first use exports, with torch
+    probe = (
+        "import sys; from chaffee_assets.search import embedder_for; "
+        "v = embedder_for('all-MiniLM-L6-v2').encode_queries(['does fasting lower insulin']); "
+        "print(len(v[0]), 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    env = {**os.environ, "CHAFFEE_HOME": str(chaffee_home), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["384", "False", "False"]
+
+
+def test_a_model_s_declared_prompts_are_used_for_questions_and_passages(chaffee_home, tmp_path):
+    folder = tiny_model(tmp_path)
+    config = folder / "config_sentence_transformers.json"
+    settings = json.loads(config.read_text()) if config.exists() else {}
+    settings["prompts"] = {"query": "query: ", "document": "passage: "}
+    config.write_text(json.dumps(settings))
+    for backend in ("torch", "onnx"):
+        embedder = Embedder(str(folder), backend=backend)
+        assert embedder.prompts == {"query": "query: ", "passage": "passage: "}
+        question, passage = embedder.encode_queries(["salt"])[0], embedder.encode_passages(["salt"])[0]
+        assert np.allclose(question, embedder.encode(["query: salt"])[0], atol=1e-5)
+        assert np.allclose(passage, embedder.encode(["passage: salt"])[0], atol=1e-5)
+        assert not np.allclose(question, passage, atol=1e-3)
+
+
+def test_published_prompts_of_known_models_fill_in_for_silent_configurations():
+    assert model_card("intfloat/e5-small-v2").query_prompt == "query: "
+    assert model_card("intfloat/e5-small-v2").passage_prompt == "passage: "
+    assert model_card("BAAI/bge-small-en-v1.5").query_prompt.startswith("Represent this sentence")
+    assert model_card("nomic-embed-text-v1.5").passage_prompt == "search_document: "
+    assert model_card("some/unknown-model").query_prompt == ""
+    assert model_card(DEFAULT_EMBEDDING_MODEL).min_similarity is not None
+
+
+def test_a_passage_longer_than_the_model_reads_is_embedded_whole_in_pieces(chaffee_home, tmp_path, dev_texts):
+    # The tiny model reads 128 pieces; a 60 s segment holds about 200.
+    embedder = Embedder(str(tiny_model(tmp_path)), backend="onnx")
+    passage = dev_texts[0]
+    assert embedder.count_tokens(passage) + 2 > embedder.max_seq_length
+    budget = embedder.max_seq_length - 2
+    pieces = embedder._pieces(passage, budget)
+    assert len(pieces) >= 2 and all(size <= budget for _, size in pieces)
+    assert " ".join(text for text, _ in pieces) == " ".join(passage.split())
+    expected = sum(
+        size * vector
+        for (_, size), vector in zip(pieces, embedder.encode([t for t, _ in pieces]), strict=True)
+    )
+    expected /= np.linalg.norm(expected)
+    assert np.allclose(embedder.encode_passages([passage])[0], expected, atol=1e-5)
+    # Cut off at the model's limit instead, the end of the passage would change nothing:
+    truncated = embedder.encode([passage])[0]
+    assert not np.allclose(truncated, expected, atol=1e-3)
+
+
+def _ingest(library: Path, days, run_config: dict | None = None):
+    import dagster as dg
+
+    from chaffee_assets.defs.resources import video_source_config
+    from chaffee_assets.ingest_runner import ingest_days
+    from chaffee_assets.settings import settings
+
+    source = video_source_config(settings(), library_dir=str(library))
+    config = {"resources": {"video_source": {"config": source}}, **(run_config or {})}
+    with dg.instance_for_test() as instance:
+        report = ingest_days(days, instance=instance, run_config=config, use_daemon=False)
+    assert not report.failed, f"runs failed for {report.failed}"
+
+
+def _coverage(url: str) -> dict[str, tuple[int, int]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT model, segments_embedded, segments_total FROM embedding_coverage"
+        ).fetchall()
+    return {model: (embedded, total) for model, embedded, total in rows}
+
+
+def test_a_second_model_stays_complete_and_searchable_when_segments_are_re_cut(warehouse_url, tmp_path):
+    from chaffee_assets.ingest.library import LibrarySource
+    from chaffee_assets.retrieval.pipeline import embed_missing
+
+    library = tmp_path / "library"
+    library.mkdir()
+    source = shared_path("eval", "huberman_dev", "library")
+    for video_id in DEV_VIDEOS:
+        for file in source.iterdir():
+            if file.name.startswith(f"{video_id}."):
+                shutil.copy(file, library / file.name)
+    days = sorted(LibrarySource(library).publish_dates())
+    _ingest(library, days)
+
+    # A second model beside the first: the MiniLM files under another name (no model hub here).
+    second_folder = tmp_path / "minilm-second"
+    shutil.copytree(default_model_path(), second_folder)
+    second = Embedder(str(second_folder))
+    with connect(warehouse_url) as conn:
+        embed_missing(conn, None, second)
+    segments_before = _coverage(warehouse_url)[DEFAULT_EMBEDDING_MODEL][1]
+    assert _coverage(warehouse_url)["minilm-second"] == (segments_before, segments_before)
+
+    # Re-cut every video (what a new transcript does): every old vector goes with its segment.
+    _ingest(library, days, {"ops": {"segments": {"config": {"force": True}}}})
+    coverage = _coverage(warehouse_url)
+    with psycopg.connect(warehouse_url) as conn:
+        fresh = conn.execute("SELECT min(segment_id) FROM segments").fetchone()[0]
+    assert fresh > segments_before  # new segment ids: the segments really were re-cut
+    total = coverage[DEFAULT_EMBEDDING_MODEL][1]
+    assert coverage[DEFAULT_EMBEDDING_MODEL] == (total, total)
+    assert coverage["minilm-second"] == (total, total)
+    with connect(warehouse_url) as conn:
+        for model, embedder in ((DEFAULT_EMBEDDING_MODEL, Embedder()), ("minilm-second", second)):
+            hits = search("how does light affect sleep", 5, conn=conn, embedder=embedder, model=model)
+            assert hits and {h.video_id for h in hits} <= set(DEV_VIDEOS)
+
+
+def tiny_cross_encoder(path: Path) -> Path:
+    """A cross-encoder with random weights on MiniLM's vocabulary, built offline: its scores mean
+    nothing, which is enough to show the re-ranking plumbing (loading, scoring, reordering)."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    tokenizer = BertTokenizerFast.from_pretrained(str(default_model_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, num_labels=1,
+    )  # fmt: skip
+    out = path / "tiny-cross-encoder"
+    BertForSequenceClassification(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_a_reranker_reorders_the_fused_hits_by_its_own_scores(warehouse_url, tmp_path):
+    from chaffee_assets.retrieval.reranker import Reranker
+    from chaffee_assets.search import SearchOptions
+    from chaffee_assets_tests.retrieval_helpers import load_library
+
+    embedder = Embedder()
+    with connect(warehouse_url) as conn:
+        load_library(conn, shared_path("eval", "huberman_dev", "library"), DEV_VIDEOS, embedder)
+        question = "how does light affect sleep"
+        plain = search(question, 20, conn=conn, embedder=embedder, reranker="")
+        reranker = Reranker(str(tiny_cross_encoder(tmp_path)))
+        options = SearchOptions(rerank_depth=20)
+        reranked = search(question, 5, conn=conn, embedder=embedder, reranker=reranker, options=options)
+    scores = reranker.score(question, [h.text for h in plain])
+    expected = [plain[i].segment_id for i in np.argsort(-scores, kind="stable")[:5]]
+    assert [h.segment_id for h in reranked] == expected
+    assert [h.rerank_score for h in reranked] == sorted((h.rerank_score for h in reranked), reverse=True)
+    assert all(h.rerank_score is None for h in plain)
+
+
+def test_an_unloadable_reranker_is_one_clear_error(warehouse_url):
+    from chaffee_assets.retrieval.embedder import EmbeddingModelError
+    from chaffee_assets.retrieval.reranker import Reranker
+
+    with pytest.raises(EmbeddingModelError, match="cannot load reranker /no/such/cross-encoder"):
+        Reranker("/no/such/cross-encoder").score("q", ["a passage"])
