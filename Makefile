@@ -29,10 +29,14 @@ format: $(STAMP)
 	$(BIN)/ruff format chaffee_assets chaffee_assets_tests bench
 	$(BIN)/ruff check --fix chaffee_assets chaffee_assets_tests bench
 
+# Each prints its figures beside a baseline measured in the same run (docs/retrieval.md, docs/web.md).
 bench: $(STAMP)
-	$(BIN)/python bench/bench_load.py
-	$(BIN)/python bench/bench_query.py
 	$(BIN)/python bench/bench_embed.py
+	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_load.py --segments 200000
+	$(BIN)/python bench/bench_query.py
+	$(BIN)/python bench/eval_conditions.py run --only dev
+	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_serve.py
 
 install: $(STAMP)

@@ -1,6 +1,6 @@
 """Benchmark: `chaffee ingest --library` end to end, in speech-hours per CPU-minute, beside plain embedding.
 
-    python bench/bench_ingest.py [--library DIR] [--backend onnx|onnx-int8|torch] [--skip-reference]
+    python bench/bench_ingest.py [--library DIR] [--backend auto|torch-bf16|onnx|onnx-int8|torch] [--skip-reference]
 
 Runs the command as a user does (a subprocess, a fresh CHAFFEE_HOME, its own embedded PostgreSQL)
 and counts the CPU it and the database server spend. The baseline, measured in the same run, is

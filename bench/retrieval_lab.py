@@ -558,17 +558,21 @@ def evaluate(corpus: Corpus, cond: Condition, knobs: dict) -> dict[str, tuple[fl
             v, t = vscore[cands], tscore[cands]
             if knobs.get("norm") == "tm2c2":
                 vn = (v + 1) / (v.max() + 1)  # theoretical minimum of a cosine is -1
+            elif knobs.get("norm") == "zscore":
+                # Distribution-based: each score in standard deviations above its candidates' mean.
+                vn = (v - v.mean()) / max(v.std(), 1e-9)
+                t = (t - t.mean()) / max(t.std(), 1e-9)
             else:
                 vn = (v - v.min()) / max(v.max() - v.min(), 1e-9)
-            tn = t / max(t.max(), 1e-9)
-            fused = np.zeros(index.n)
+            tn = t if knobs.get("norm") == "zscore" else t / max(t.max(), 1e-9)
+            fused = np.full(index.n, -np.inf)
             fused[cands] = knobs.get("alpha", 0.5) * vn + (1 - knobs.get("alpha", 0.5)) * tn
         else:
             lists = [(vtop, knobs.get("wv", 1.0)), (ttop, knobs.get("wt", 1.0))]
             boost = None
             if title_scores is not None:
                 ctx = title_scores(qi)
-                if ctx is not None and ctx[0] == "boost":
+                if ctx is not None and isinstance(ctx[0], str):
                     boost = ctx[1]
                 elif ctx is not None:
                     lists.append(ctx)
@@ -645,15 +649,15 @@ def video_context_scores(corpus: Corpus, cond: Condition, index: Index, knobs: d
 
 def run(corpus: Corpus, variants: dict[str, dict], only: list[str] | None) -> None:
     conds = [c for c in conditions(corpus) if not only or c.name in only]
-    header = "variant".ljust(34) + "".join(f"{c.name:>30s}" for c in conds)
+    header = "variant".ljust(34) + "".join(f"{c.name:>40s}" for c in conds)
     print(header)
-    print(" " * 34 + "".join(f"{'hyb R5/MRR  vec R5  txt R5':>30s}" for _ in conds))
+    print(" " * 34 + "".join(f"{'hybrid R5/MRR  vector  text':>40s}" for _ in conds))
     for name, knobs in variants.items():
         cells = []
         for cond in conds:
             res = evaluate(corpus, cond, knobs)
             h, v, t = res["hybrid"], res["vector"], res["text"]
-            cells.append(f"{h[0]:.3f}/{h[1]:.3f}  {v[0]:.3f}  {t[0]:.3f}".rjust(30))
+            cells.append(f"{h[0]:.3f}/{h[1]:.3f}  {v[0]:.3f}/{v[1]:.3f}  {t[0]:.3f}/{t[1]:.3f}".rjust(40))
         print(name.ljust(34) + "".join(cells), flush=True)
 
 
@@ -673,6 +677,11 @@ VARIANTS: dict[str, dict] = {
     "words, union convex .5": {"length": "words", "fusion": "union_convex", "alpha": 0.5},
     "words, union convex .6": {"length": "words", "fusion": "union_convex", "alpha": 0.6},
     "words, union convex .4": {"length": "words", "fusion": "union_convex", "alpha": 0.4},
+    "words, union zscore .5": {"length": "words", "fusion": "union_convex", "alpha": 0.5, "norm": "zscore"},
+    "words, union zscore .6": {"length": "words", "fusion": "union_convex", "alpha": 0.6, "norm": "zscore"},
+    "words, union zscore .4": {"length": "words", "fusion": "union_convex", "alpha": 0.4, "norm": "zscore"},
+    "words, union convex .45": {"length": "words", "fusion": "union_convex", "alpha": 0.45},
+    "words, union convex .55": {"length": "words", "fusion": "union_convex", "alpha": 0.55},
     "words, tm2c2 .7": {"length": "words", "fusion": "union_convex", "alpha": 0.7, "norm": "tm2c2"},
     "words, tm2c2 .8": {"length": "words", "fusion": "union_convex", "alpha": 0.8, "norm": "tm2c2"},
     "words, tm2c2 .9": {"length": "words", "fusion": "union_convex", "alpha": 0.9, "norm": "tm2c2"},

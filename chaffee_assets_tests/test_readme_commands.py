@@ -121,6 +121,17 @@ def test_ingest_prints_plain_progress_a_summary_and_the_checks_when_not_on_a_ter
     assert "Warning" not in result.stderr, result.stderr
 
 
+def test_search_from_a_shell_embeds_the_question_without_importing_torch(piped_ingest):
+    """A hybrid `chaffee search` pays for ONNX Runtime, not a deep learning framework (the ingest
+    left the model's ONNX export under CHAFFEE_HOME): Python's own import log shows what loaded."""
+    result = chaffee("search", "seed oils", "-k", "3", env=user_env(PYTHONPROFILEIMPORTTIME="1"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "https://www.youtube.com/watch?v=" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "onnxruntime" in imported
+    assert not {"torch", "sentence_transformers", "transformers"} & imported, sorted(imported)
+
+
 def test_ingest_runs_are_the_code_location_s_job_and_the_ui_can_re_execute_them(piped_ingest):
     from dagster._core.storage.dagster_run import RunsFilter
     from dagster._core.workspace.context import WorkspaceProcessContext

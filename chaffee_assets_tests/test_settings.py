@@ -47,6 +47,13 @@ def test_every_variable_the_readme_documents_is_a_setting():
     assert documented <= set(ENVIRONMENT_VARIABLES), documented - set(ENVIRONMENT_VARIABLES)
 
 
+def test_every_setting_is_documented_for_the_operator():
+    docs = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+    text = "\n".join(path.read_text(encoding="utf-8") for path in docs)
+    undocumented = [name for name in ENVIRONMENT_VARIABLES if f"`{name}`" not in text]
+    assert not undocumented, undocumented
+
+
 def test_values_are_parsed_into_their_types(tmp_path):
     config = Settings.from_env(
         {
