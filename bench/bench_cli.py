@@ -44,7 +44,9 @@ def one_search(env: dict[str, str], question: str, mode: str) -> tuple[float, fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="cold searches per mode (default 5)")
-    parser.add_argument("--database-url", help="warehouse to search (default: cond_dev on the embedded server)")
+    parser.add_argument(
+        "--database-url", help="warehouse to search (default: cond_dev on the embedded server)"
+    )
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if args.database_url:
