@@ -45,8 +45,13 @@ def fresh_database(url: str) -> None:
 class CachedEmbedder(Embedder):
     """Memoises vectors on disk by model and exact text: re-running a benchmark costs no embedding.
 
-    The ONNX (fp32) and torch backends give the same vectors, so either may fill the cache.
+    The ONNX (fp32) and torch backends give the same vectors, so either may fill the cache; the
+    bfloat16 and int8 backends do not, so the cache is filled by fp32 ONNX Runtime whatever
+    `CHAFFEE_EMBEDDING_BACKEND` says.
     """
+
+    def __init__(self, model: str, **kwargs) -> None:
+        super().__init__(model, **{"backend": "onnx", **kwargs})
 
     def encode(self, texts) -> np.ndarray:
         out: list[np.ndarray | None] = []

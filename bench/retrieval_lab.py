@@ -2,6 +2,7 @@
 
     python bench/retrieval_lab.py build            # segments, vectors and lexemes of every condition
     python bench/retrieval_lab.py run [--only dev]  # every variant × every condition, as a table
+    python bench/retrieval_lab.py backend-vectors --backend torch-bf16   # then run its parity variants
 
 A condition is a library and its questions (`../shared/eval`), possibly with its titles replaced:
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -122,7 +124,7 @@ def build(model: str, stride: float = 30.0) -> None:
     from chaffee_assets.retrieval.segmenter import SegmentParams, segment_cues
     from chaffee_assets.warehouse import connect
 
-    embedder = Embedder(model)
+    embedder = Embedder(model, backend="torch")  # the fp32 reference every backend is compared with
     params = SegmentParams(max_tokens=embedder.max_seq_length, stride_s=stride)
     corpus = Corpus()
     starts, ends = [], []
@@ -508,15 +510,29 @@ def chunk_window_map(corpus: Corpus, index: Index, key: str) -> tuple[np.ndarray
 Variant = Callable[[Index, int, dict], np.ndarray]  # (index, question number, knobs) -> hits
 
 
+@functools.cache
+def backend_vectors(backend: str) -> dict:
+    """Vectors of every corpus segment and question by another backend, `{backend}_vectors.pkl`
+    (written by `backend-vectors`), in the corpus's order."""
+    return pickle.loads((LAB / f"{backend}_vectors.pkl").read_bytes())
+
+
 def evaluate(corpus: Corpus, cond: Condition, knobs: dict) -> dict[str, tuple[float, float]]:
     index = Index(corpus, cond, knobs.get("config", "english"), knobs.get("length", "distinct"))
     lib = cond.questions_from
     qs = corpus.questions[lib]
+    qvecs = corpus.question_vectors[lib]
     if knobs.get("vectors") == "title":
         vectors = corpus.vectors[f"title:{cond.name}"]
+    elif knobs.get("backend"):
+        # Another embedding backend's vectors of the same segments (and, unless the product embeds
+        # questions with fp32 ONNX under that backend, of the same questions).
+        other = backend_vectors(knobs["backend"])
+        vectors = other["plain"][index.members]
+        if knobs.get("backend_questions", True):
+            qvecs = other["questions"][lib]
     else:
         vectors = corpus.vectors["plain"][index.members]
-    qvecs = corpus.question_vectors[lib]
     qlex = corpus.question_lexemes[knobs.get("config", "english")][lib]
     depth = knobs.get("depth", 100)
     out: dict[str, list] = {"hybrid": [], "vector": [], "text": []}
@@ -682,6 +698,68 @@ VARIANTS: dict[str, dict] = {
     "words, union zscore .4": {"length": "words", "fusion": "union_convex", "alpha": 0.4, "norm": "zscore"},
     "words, union convex .45": {"length": "words", "fusion": "union_convex", "alpha": 0.45},
     "words, union convex .55": {"length": "words", "fusion": "union_convex", "alpha": 0.55},
+    "words, union convex .6, simple": {
+        "config": "simple",
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.6,
+    },
+    "words, union convex .6, k1 .9 b .4": {
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.6,
+        "k1": 0.9,
+        "b": 0.4,
+    },
+    "words, union convex .5, k1 .9 b .4": {
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.5,
+        "k1": 0.9,
+        "b": 0.4,
+    },
+    "words, union convex .55, k1 .9 b .4": {
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.55,
+        "k1": 0.9,
+        "b": 0.4,
+    },
+    "words, union zscore .5, k1 .9 b .4": {
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.5,
+        "norm": "zscore",
+        "k1": 0.9,
+        "b": 0.4,
+    },
+    "words, union zscore .6, k1 .9 b .4": {
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.6,
+        "norm": "zscore",
+        "k1": 0.9,
+        "b": 0.4,
+    },
+    "words, rrf 30, k1 .9 b .4": {"length": "words", "k1": 0.9, "b": 0.4},
+    "chosen, fp32 (torch)": {"length": "words", "fusion": "union_convex", "alpha": 0.55, "k1": 0.9, "b": 0.4},
+    "chosen, bf16 passages, fp32 questions": {
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.55,
+        "k1": 0.9,
+        "b": 0.4,
+        "backend": "bf16",
+        "backend_questions": False,
+    },
+    "chosen, onnx-int8": {
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.55,
+        "k1": 0.9,
+        "b": 0.4,
+        "backend": "int8",
+    },
     "words, tm2c2 .7": {"length": "words", "fusion": "union_convex", "alpha": 0.7, "norm": "tm2c2"},
     "words, tm2c2 .8": {"length": "words", "fusion": "union_convex", "alpha": 0.8, "norm": "tm2c2"},
     "words, tm2c2 .9": {"length": "words", "fusion": "union_convex", "alpha": 0.9, "norm": "tm2c2"},
@@ -707,9 +785,29 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def add_backend_vectors(model: str, backend: str) -> None:
+    """Every corpus segment and question embedded by another backend, as the product would with
+    `CHAFFEE_EMBEDDING_BACKEND=<backend>`; `run` reads them through a variant's `backend` knob."""
+    from chaffee_assets.retrieval.embedder import Embedder
+
+    corpus: Corpus = pickle.loads(corpus_path(model, 30.0).read_bytes())
+    embedder = Embedder(model, backend=backend)
+    vectors = {
+        "plain": embedder.encode_passages(corpus.text),
+        "questions": {
+            lib: embedder.encode_queries([q["question"] for q in qs]) for lib, qs in corpus.questions.items()
+        },
+    }
+    name = {"torch-bf16": "bf16", "onnx-int8": "int8"}.get(backend, backend)
+    (LAB / f"{name}_vectors.pkl").write_bytes(pickle.dumps(vectors))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("build", "chunks", "reference", "run", "run-reference"))
+    parser.add_argument(
+        "command", choices=("build", "chunks", "reference", "backend-vectors", "run", "run-reference")
+    )
+    parser.add_argument("--backend", default="torch-bf16", help="backend-vectors: which backend")
     parser.add_argument("--window", type=float, default=20.0, help="chunk length (chunks)")
     parser.add_argument("--stride", type=float, default=30.0, help="segment stride (build, run)")
     parser.add_argument("--tokens", type=int, default=128)
@@ -730,6 +828,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "reference":
         add_reference(args.model)
+        return 0
+    if args.command == "backend-vectors":
+        add_backend_vectors(args.model, args.backend)
         return 0
     from chaffee_assets.retrieval.embedder import canonical_model_name
 

@@ -42,7 +42,9 @@ class SearchOptions:
     max_per_video: int | None = 5
     candidates: int = 100
     fusion: str = "convex"  # or "rrf"
-    alpha: float = 0.6  # the cosine's weight in convex fusion
+    alpha: float = 0.55  # the cosine's weight in convex fusion
+    bm25_k1: float = 0.9  # BM25 term-frequency saturation
+    bm25_b: float = 0.4  # BM25 length normalisation
     rrf_k: int = 30
     vector_weight: float = 1.0
     text_weight: float = 1.0
@@ -99,7 +101,7 @@ FROM search_segments(
     max_per_video => %(max_per_video)s, candidates => %(candidates)s, rrf_k => %(rrf_k)s,
     vector_weight => %(vector_weight)s, text_weight => %(text_weight)s, exact => %(exact)s,
     collapse_overlaps => %(collapse_overlaps)s, min_similarity => %(min_similarity)s,
-    fusion => %(fusion)s, alpha => %(alpha)s)
+    fusion => %(fusion)s, alpha => %(alpha)s, bm25_k1 => %(bm25_k1)s, bm25_b => %(bm25_b)s)
 """
 
 
@@ -181,6 +183,8 @@ def search(
         "min_similarity": options.min_similarity,
         "fusion": options.fusion,
         "alpha": options.alpha,
+        "bm25_k1": options.bm25_k1,
+        "bm25_b": options.bm25_b,
     }
     if conn is not None:
         rows = conn.execute(_SEARCH_SQL, params).fetchall()

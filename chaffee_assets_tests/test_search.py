@@ -33,6 +33,7 @@ VIDEOS = {
     "qdk7XuBgSjw": date(2022, 11, 21),
 }
 ALL = SearchOptions(max_per_video=None, collapse_overlaps=False)
+ALL_FIELDS = {"max_per_video": None, "collapse_overlaps": False}
 MODES = ("hybrid", "vector", "text")
 QUERY = "how does sleep and light affect the brain and health"
 
@@ -237,6 +238,33 @@ def test_reciprocal_rank_fusion_stays_available_and_bad_fusion_is_refused(conn, 
     assert all(0 <= h.score <= 1 for h in convex)
     with pytest.raises(psycopg.Error, match="fusion must be convex or rrf"):
         search(QUERY, 5, "hybrid", options=SearchOptions(fusion="max"), conn=conn, embedder=embedder)
+
+
+def test_the_python_defaults_are_the_sql_function_s_defaults(conn):
+    """SQL consumers and `search()` rank alike: every knob both have defaults to the same value."""
+    arguments = conn.execute("SELECT pg_get_function_arguments('search_segments'::regproc)").fetchone()[0]
+    sql_defaults = {}
+    for argument in arguments.split(", "):
+        name, _, rest = argument.partition(" ")
+        if " DEFAULT " in rest:
+            sql_defaults[name] = rest.split(" DEFAULT ", 1)[1].split("::", 1)[0].strip("'")
+    python_defaults = SearchOptions()
+    shared = {"max_per_video", "candidates", "fusion", "alpha", "bm25_k1", "bm25_b", "rrf_k", "exact"}
+    assert shared <= set(sql_defaults), sql_defaults
+    for name in shared:
+        value = getattr(python_defaults, name)
+        assert str(value).lower() == sql_defaults[name].lower(), (name, value, sql_defaults[name])
+
+
+def test_bm25_parameters_change_the_text_ranking_and_bad_ones_are_refused(conn):
+    def ranking(**options):
+        hits = search(QUERY, 10, "text", options=SearchOptions(**{**ALL_FIELDS, **options}), conn=conn)
+        return [h.segment_id for h in hits]
+
+    assert ranking() == ranking(bm25_k1=0.9, bm25_b=0.4)  # the defaults
+    assert ranking() != ranking(bm25_k1=3.0, bm25_b=1.0)  # saturation and length now weigh otherwise
+    with pytest.raises(psycopg.Error, match="bm25_b between 0 and 1"):
+        ranking(bm25_b=1.5)
 
 
 def test_chaffee_search_says_when_nothing_in_the_library_is_closely_related(library_url, monkeypatch, capsys):
