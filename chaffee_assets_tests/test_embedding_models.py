@@ -47,6 +47,10 @@ def test_the_onnx_backend_gives_the_torch_vectors(chaffee_home, dev_texts):
     cosines = (torch_vectors * onnx_vectors).sum(axis=1)
     assert cosines.min() > 0.9999
     assert np.allclose(np.linalg.norm(onnx_vectors, axis=1), 1, atol=1e-5)
+    # The weights sit beside the graph (raw bytes, not one large protobuf message to parse), which
+    # is what lets a command-line search start its session quickly (bench/bench_cli.py).
+    graph, weights = onnx.export_folder / "model.onnx", onnx.export_folder / "model.onnx.data"
+    assert weights.stat().st_size > 50_000_000 and graph.stat().st_size < 1_000_000
 
 
 def test_the_int8_backend_is_close_but_not_identical(chaffee_home, dev_texts):

@@ -240,6 +240,18 @@ def test_reciprocal_rank_fusion_stays_available_and_bad_fusion_is_refused(conn, 
         search(QUERY, 5, "hybrid", options=SearchOptions(fusion="max"), conn=conn, embedder=embedder)
 
 
+def test_the_candidate_walk_matches_a_compound_lexeme_and_nothing_else(conn):
+    """The BM25 walk reads each lexeme's own postings: `sleep-wak` (from "sleep-wake") must not
+    also match every segment that says "sleep", which spent the walk's budget on postings no
+    question asked for."""
+    match = "SELECT to_tsvector('english', %s) @@ lexeme_tsquery(%s)"
+    assert conn.execute(match, ("the sleep-wake cycle", "sleep-wak")).fetchone()[0]
+    assert not conn.execute(match, ("I sleep well", "sleep-wak")).fetchone()[0]
+    assert conn.execute(match, ("I sleep well", "sleep")).fetchone()[0]
+    for odd in ("it's", "back\\slash", "a'b\\c"):  # quotes and backslashes are data, not syntax
+        assert conn.execute("SELECT lexeme_tsquery(%s)::text", (odd,)).fetchone()[0]
+
+
 def test_the_python_defaults_are_the_sql_function_s_defaults(conn):
     """SQL consumers and `search()` rank alike: every knob both have defaults to the same value."""
     arguments = conn.execute("SELECT pg_get_function_arguments('search_segments'::regproc)").fetchone()[0]

