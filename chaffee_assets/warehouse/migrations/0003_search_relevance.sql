@@ -6,6 +6,9 @@
 --   ranking; reciprocal rank fusion stays available (fusion => 'rrf').
 -- - Every hit carries its cosine similarity to the question and its BM25 score; `weak` says the
 --   best the library holds is only loosely related (below the model's relevance floor).
+-- - BM25 takes k1 and b as arguments, defaulting to Anserini's passage-retrieval values (0.9, 0.4).
+-- - A filter (publish dates, videos) is resolved once into the videos it allows, so both rankings
+--   intersect it with their indexes instead of looking up each posting's video.
 -- - Embedding models record what loads them and whether their vectors are kept complete, so every
 --   run keeps every registered model searchable, not only the configured one.
 
@@ -82,6 +85,14 @@ COMMENT ON COLUMN embedding_models.maintained IS
     'Whether every segment_embeddings run embeds what this model is missing (false: kept as it is).';
 UPDATE embedding_models SET source = model, min_similarity = 0.35 WHERE model = 'all-MiniLM-L6-v2';
 
+-- A tsquery matching exactly one lexeme as stored in a tsvector (no parsing, no stemming). The BM25
+-- candidate walk reads each lexeme's own postings with it: `search_or_tsquery` would re-parse a
+-- compound such as `sleep-wak` and also walk every segment holding `sleep`.
+CREATE FUNCTION lexeme_tsquery(lexeme text) RETURNS tsquery
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT ('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''')::tsquery
+$$;
+
 -- Hybrid search, third version: see the comments inside and docs/retrieval.md for the measurements.
 DROP FUNCTION search_segments(text, vector, integer, text, text, date, date, text[], integer, integer,
                               integer, double precision, double precision, boolean, boolean);
@@ -104,7 +115,9 @@ CREATE FUNCTION search_segments(
     collapse_overlaps   boolean DEFAULT true,
     min_similarity      double precision DEFAULT NULL,
     fusion              text DEFAULT 'convex',
-    alpha               double precision DEFAULT 0.6
+    alpha               double precision DEFAULT 0.55,
+    bm25_k1             double precision DEFAULT 0.9,
+    bm25_b              double precision DEFAULT 0.4
 ) RETURNS TABLE (
     segment_id      bigint,
     video_id        text,
@@ -131,6 +144,10 @@ DECLARE
     floor_sim       double precision := min_similarity;
     n_filtered      bigint;
     filtered        boolean := published_from IS NOT NULL OR published_to IS NOT NULL OR video_ids IS NOT NULL;
+    -- The videos a filter allows, resolved once: both rankings then test `video_id = ANY(...)`,
+    -- which the planner answers by intersecting index bitmaps (the GIN postings AND the videos'
+    -- segments) before reading a row, instead of reading every posting's row to look its video up.
+    allowed         text[];
     depth           integer := greatest(candidates, k);
     vec_sql         text := 'SELECT NULL::bigint AS segment_id, NULL::bigint AS rnk, NULL::double precision AS dist WHERE false';
     txt_sql         text := 'SELECT NULL::bigint AS segment_id, NULL::bigint AS rnk, NULL::double precision AS bm25 WHERE false';
@@ -153,6 +170,9 @@ BEGIN
     IF alpha IS NULL OR alpha < 0 OR alpha > 1 THEN
         RAISE EXCEPTION 'alpha must be between 0 and 1' USING ERRCODE = '22023';
     END IF;
+    IF bm25_k1 IS NULL OR bm25_k1 < 0 OR bm25_b IS NULL OR bm25_b < 0 OR bm25_b > 1 THEN
+        RAISE EXCEPTION 'bm25_k1 must be at least 0 and bm25_b between 0 and 1' USING ERRCODE = '22023';
+    END IF;
 
     IF query_embedding IS NOT NULL OR mode IN ('hybrid', 'vector') THEN
         IF query_embedding IS NULL THEN
@@ -169,6 +189,14 @@ BEGIN
         END IF;
     END IF;
 
+    IF filtered THEN
+        SELECT coalesce(array_agg(v.video_id), '{}') INTO allowed
+        FROM videos v
+        WHERE (published_from IS NULL OR v.partition_date >= published_from)
+          AND (published_to IS NULL OR v.partition_date <= published_to)
+          AND (video_ids IS NULL OR v.video_id = ANY(video_ids));
+    END IF;
+
     IF mode IN ('hybrid', 'vector') THEN
         -- Twice the depth: on a library of near-duplicate passages ef_search = depth (100) found
         -- 0.62 of the exact top 10, 200 found 0.71, for about 3 ms more a question.
@@ -176,11 +204,7 @@ BEGIN
         IF filtered AND NOT exact THEN
             -- A selective filter leaves HNSW few neighbours to find; scanning the filtered rows
             -- exactly is then both cheaper and complete, so k hits come back whenever k exist.
-            SELECT count(*) INTO n_filtered
-            FROM segments s JOIN videos v ON v.video_id = s.video_id
-            WHERE (published_from IS NULL OR v.partition_date >= published_from)
-              AND (published_to IS NULL OR v.partition_date <= published_to)
-              AND (video_ids IS NULL OR s.video_id = ANY(video_ids));
+            SELECT count(*) INTO n_filtered FROM segments s WHERE s.video_id = ANY(allowed);
             exact := n_filtered <= 20000;
         END IF;
         -- The cast to the model's dimension and the model literal must appear in the query text
@@ -193,10 +217,7 @@ BEGIN
                 SELECT e.segment_id, %1$s AS dist
                 FROM segment_embeddings e
                 JOIN segments s ON s.segment_id = e.segment_id
-                JOIN videos v ON v.video_id = s.video_id
                 WHERE e.model = %2$L
-                  AND ($2::date IS NULL OR v.partition_date >= $2)
-                  AND ($3::date IS NULL OR v.partition_date <= $3)
                   AND ($4::text[] IS NULL OR s.video_id = ANY($4))
                 ORDER BY %1$s
                 LIMIT $5
@@ -208,8 +229,10 @@ BEGIN
     END IF;
 
     IF mode IN ('hybrid', 'text') THEN
-        -- BM25 (k1 = 1.2, b = 0.75, length = the segment's words): rare words weigh more than
-        -- common ones, which ts_rank cannot do. Two stages: candidates, then exact BM25 over
+        -- BM25 (length = the segment's words): rare words weigh more than common ones, which
+        -- ts_rank cannot do. k1 0.9 and b 0.4 are the passage-retrieval defaults of Anserini
+        -- (Lucene), taken as published, not tuned here: segments are near-equal windows, so
+        -- length matters less than in whole documents (docs/retrieval.md). Two stages: candidates, then exact BM25 over
         -- every query lexeme for each candidate (term frequency = the lexeme's position count).
         -- Every candidate is returned with its rank: the ranking is its best `depth`, and convex
         -- fusion reads the BM25 of the vector ranking's candidates from the rest.
@@ -252,7 +275,7 @@ BEGIN
                 CROSS JOIN LATERAL (
                     SELECT s.segment_id
                     FROM segments s
-                    WHERE s.tsv @@ search_or_tsquery(i.lexeme)
+                    WHERE s.tsv @@ lexeme_tsquery(i.lexeme)
                     %s
                 ) p
                 GROUP BY p.segment_id
@@ -267,7 +290,7 @@ BEGIN
             SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk, r AS bm25
             FROM (
                 SELECT s.segment_id,
-                       sum(qt.idf * (u.tf * 2.2) / (u.tf + 1.2 * (0.25 + 0.75 * s.word_count / qt.avglen))) AS r
+                       sum(qt.idf * (u.tf * ($18 + 1)) / (u.tf + $18 * (1 - $19 + $19 * s.word_count / qt.avglen))) AS r
                 FROM pool c
                 JOIN segments s ON s.segment_id = c.segment_id
                 CROSS JOIN LATERAL (
@@ -278,12 +301,7 @@ BEGIN
             ) ranked
         $q$,
             -- Unfiltered, the walk reads no other table.
-            CASE WHEN filtered THEN $f$
-                      AND EXISTS (SELECT 1 FROM videos v WHERE v.video_id = s.video_id
-                                    AND ($2::date IS NULL OR v.partition_date >= $2)
-                                    AND ($3::date IS NULL OR v.partition_date <= $3))
-                      AND ($4::text[] IS NULL OR s.video_id = ANY($4))$f$
-                 ELSE '' END);
+            CASE WHEN filtered THEN 'AND s.video_id = ANY($4)' ELSE '' END);
     END IF;
 
     RETURN QUERY EXECUTE format(
@@ -357,15 +375,16 @@ BEGIN
         JOIN videos v ON v.video_id = p.video_id
         ORDER BY p.score DESC, p.segment_id
         $q$, vec_sql, txt_sql, search_segments.model)
-    USING query_embedding, published_from, published_to, video_ids, depth, query_text,
+    USING query_embedding, published_from, published_to, allowed, depth, query_text,
           rrf_k::double precision, vector_weight, text_weight, max_per_video, k, collapse_overlaps,
-          posting_budget, floor_sim, alpha, mode, fusion;
+          posting_budget, floor_sim, alpha, mode, fusion, bm25_k1, bm25_b;
 END
 $fn$;
 
 COMMENT ON FUNCTION search_segments(text, vector, integer, text, text, date, date, text[], integer, integer,
                                     integer, double precision, double precision, boolean, boolean,
-                                    double precision, text, double precision) IS
+                                    double precision, text, double precision, double precision,
+                                    double precision) IS
 $doc$Hybrid search over transcript segments; returns at most k hits, best first.
 
 Arguments (all but query_text optional, pass by name: search_segments('fasting', emb, k => 5)):
@@ -381,7 +400,8 @@ Arguments (all but query_text optional, pass by name: search_segments('fasting',
   candidates       depth of each ranking before fusion (default 100).
   fusion           'convex' (default): score = alpha x cosine (min-max over the candidates of both
                    rankings) + (1 - alpha) x BM25 / best BM25; 'rrf': reciprocal rank fusion.
-  alpha            the cosine's weight in convex fusion (default 0.6).
+  alpha            the cosine's weight in convex fusion (default 0.55).
+  bm25_k1, bm25_b  BM25's term-frequency saturation and length normalisation (default 0.9, 0.4).
   rrf_k, vector_weight, text_weight   rrf: score = w_v/(rrf_k + rank_v) + w_t/(rrf_k + rank_t).
   exact            true: exact cosine scan instead of the HNSW index (for measuring recall).
   collapse_overlaps  true (default): of hits from one video whose time ranges overlap, keep the best.
