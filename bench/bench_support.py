@@ -42,6 +42,29 @@ def fresh_database(url: str) -> None:
     upgrade(url)
 
 
+def cached_vectors(model_name: str, texts, encode) -> np.ndarray:
+    """`encode(texts)`, memoised on disk by model and exact text (`.chaffee/embedding_cache`)."""
+    out: list[np.ndarray | None] = []
+    todo: list[int] = []
+    paths = []
+    for i, text in enumerate(texts):
+        key = hashlib.sha1(f"{model_name}\0{text}".encode()).hexdigest()
+        path = VECTOR_CACHE / model_name / key[:2] / f"{key}.npy"
+        paths.append(path)
+        if path.exists():
+            out.append(np.load(path))
+        else:
+            out.append(None)
+            todo.append(i)
+    for chunk in range(0, len(todo), 512):  # saved as it goes: an interrupted run keeps its work
+        batch = todo[chunk : chunk + 512]
+        for i, vec in zip(batch, encode([texts[i] for i in batch]), strict=True):
+            paths[i].parent.mkdir(parents=True, exist_ok=True)
+            np.save(paths[i], vec)
+            out[i] = vec
+    return np.stack(out)
+
+
 class CachedEmbedder(Embedder):
     """Memoises vectors on disk by model and exact text: re-running a benchmark costs no embedding.
 
@@ -54,22 +77,6 @@ class CachedEmbedder(Embedder):
         super().__init__(model, **{"backend": "onnx", **kwargs})
 
     def encode(self, texts) -> np.ndarray:
-        out: list[np.ndarray | None] = []
-        todo: list[int] = []
-        paths = []
-        for i, text in enumerate(texts):
-            key = hashlib.sha1(f"{self.model_name}\0{text}".encode()).hexdigest()
-            path = VECTOR_CACHE / self.model_name / key[:2] / f"{key}.npy"
-            paths.append(path)
-            if path.exists():
-                out.append(np.load(path))
-            else:
-                out.append(None)
-                todo.append(i)
-        if todo:
-            fresh = super().encode([texts[i] for i in todo])
-            for i, vec in zip(todo, fresh, strict=True):
-                paths[i].parent.mkdir(parents=True, exist_ok=True)
-                np.save(paths[i], vec)
-                out[i] = vec
-        return np.stack(out) if out else np.zeros((0, self.dimension), dtype=np.float32)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return cached_vectors(self.model_name, texts, super().encode)

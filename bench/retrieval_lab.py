@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import pickle
@@ -43,9 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-EVAL = ROOT.parent / "shared" / "eval"
+from bench_support import EVAL, cached_vectors  # noqa: E402
+
 LAB = ROOT / ".chaffee" / "lab"
-VECTOR_CACHE = ROOT / ".chaffee" / "embedding_cache"
 
 # --------------------------------------------------------------------------- building
 
@@ -70,28 +69,7 @@ class Corpus:
 
 
 def cached_encode(embedder, texts: list[str]) -> np.ndarray:
-    out: list[np.ndarray | None] = []
-    todo: list[int] = []
-    paths = []
-    for i, text in enumerate(texts):
-        key = hashlib.sha1(f"{embedder.model_name}\0{text}".encode()).hexdigest()
-        path = VECTOR_CACHE / embedder.model_name / key[:2] / f"{key}.npy"
-        paths.append(path)
-        if path.exists():
-            out.append(np.load(path))
-        else:
-            out.append(None)
-            todo.append(i)
-    if todo:
-        print(f"  embedding {len(todo)} texts", flush=True)
-        for chunk in range(0, len(todo), 512):
-            idx = todo[chunk : chunk + 512]
-            fresh = embedder.encode([texts[i] for i in idx])
-            for i, vec in zip(idx, fresh, strict=True):
-                paths[i].parent.mkdir(parents=True, exist_ok=True)
-                np.save(paths[i], vec)
-                out[i] = vec
-    return np.stack(out)
+    return cached_vectors(embedder.model_name, texts, embedder.encode)
 
 
 def pg_lexemes(conn, texts: list[str], config: str) -> list[dict[str, int]]:
