@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import tempfile
 import threading
 import time
@@ -25,61 +24,22 @@ from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
 from chaffee_assets.settings import SettingsError
 from chaffee_assets.transcription import budget
 from chaffee_assets.transcription.openai_whisper import OpenAISettings, OpenAITranscriber
+from chaffee_assets_tests.openai_stand_in import ScriptedOpenAIEndpoint
 from chaffee_assets_tests.speech_samples import joined_speech, speech
 
 
-class FakeTranscriptionServer:
-    """Answers each upload with the next scripted status (200 once the script runs out)."""
+class FakeTranscriptionServer(ScriptedOpenAIEndpoint):
+    """`POST /v1/audio/transcriptions`: a multipart upload in, verbose_json segments covering it out."""
 
-    def __init__(self) -> None:
-        self.script: list[int] = []
-        self.uploads: list[dict[str, object]] = []  # every request that reached the server
-        server = self
+    @property
+    def uploads(self) -> list[dict[str, object]]:
+        return self.requests
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
+    def parse(self, content_type: str, body: bytes) -> dict[str, object]:
+        return _multipart(content_type, body)
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                fields = _multipart(self.headers["Content-Type"], body)
-                server.uploads.append(
-                    {"path": self.path, "auth": self.headers.get("Authorization"), **fields}
-                )
-                status = server.script.pop(0) if server.script else 200
-                if status == 200:
-                    payload = _verbose_json(fields["file"])
-                    self._send(200, payload, {})
-                elif status == 429:
-                    error = {
-                        "message": "Rate limit reached",
-                        "type": "requests",
-                        "code": "rate_limit_exceeded",
-                    }
-                    self._send(429, {"error": error}, {"retry-after-ms": "10"})
-                else:
-                    self._send(
-                        status, {"error": {"message": "The server had an error", "type": "server_error"}}, {}
-                    )
-
-            def _send(self, status: int, payload: dict, headers: dict[str, str]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, fields: dict[str, object]) -> dict[str, object]:
+        return _verbose_json(fields["file"])  # type: ignore[arg-type]
 
 
 def _multipart(content_type: str, body: bytes) -> dict[str, object]:

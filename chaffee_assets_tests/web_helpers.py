@@ -17,8 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -27,6 +26,7 @@ from psycopg import sql
 import chaffee_assets
 from chaffee_assets.search import embedder_for
 from chaffee_assets.warehouse import connect
+from chaffee_assets_tests.openai_stand_in import ScriptedOpenAIEndpoint
 from chaffee_assets_tests.retrieval_helpers import embed_all, insert_video, segment_video
 
 SAMPLE = Path(chaffee_assets.__file__).resolve().parent / "sample_library"
@@ -92,62 +92,23 @@ def cite_first_two(messages: list[dict[str, str]]) -> str:
     return " ".join(f"{sentence}." for sentence in sentences)
 
 
-@dataclass
-class ChatStandIn:
-    """Answers `POST /v1/chat/completions` like the API: each request takes the next scripted status
-    (200 once the script runs out); a 200 answers with `reply(messages)` and token usage."""
+class ChatStandIn(ScriptedOpenAIEndpoint):
+    """Answers `POST /v1/chat/completions` like the API: a 200 answers with `reply(messages)` and
+    token usage."""
 
-    reply: Callable[[list[dict[str, str]]], str] = cite_first_two
-    script: list[int] = field(default_factory=list)
-    requests: list[dict[str, object]] = field(default_factory=list)
+    rate_limit_headers = {"retry-after": "7", "retry-after-ms": "10"}
 
-    def __post_init__(self) -> None:
-        stand_in = self
+    def __init__(self, reply: Callable[[list[dict[str, str]]], str] = cite_first_two) -> None:
+        self.reply = reply
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
+    def parse(self, content_type: str, body: bytes) -> dict[str, object]:
+        return json.loads(body)
 
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stand_in.requests.append(
-                    {"path": self.path, "auth": self.headers.get("Authorization"), **body}
-                )
-                status = stand_in.script.pop(0) if stand_in.script else 200
-                if status == 200:
-                    content = stand_in.reply(body["messages"])
-                    prompt_tokens = sum(len(m["content"]) for m in body["messages"]) // 4
-                    self._send(200, _completion(body["model"], content, prompt_tokens), {})
-                elif status == 429:
-                    error = {
-                        "message": "Rate limit reached",
-                        "type": "requests",
-                        "code": "rate_limit_exceeded",
-                    }
-                    self._send(429, {"error": error}, {"retry-after": "7", "retry-after-ms": "10"})
-                else:
-                    self._send(
-                        status, {"error": {"message": "The server had an error", "type": "server_error"}}, {}
-                    )
-
-            def _send(self, status: int, payload: dict, headers: dict[str, str]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, fields: dict[str, object]) -> dict[str, object]:
+        messages = fields["messages"]
+        prompt_tokens = sum(len(m["content"]) for m in messages) // 4  # type: ignore[union-attr]
+        return _completion(fields["model"], self.reply(messages), prompt_tokens)  # type: ignore[arg-type]
 
 
 def _completion(model: str, content: str, prompt_tokens: int) -> dict[str, object]:
