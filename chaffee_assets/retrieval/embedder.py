@@ -80,6 +80,11 @@ def cpu_has_bfloat16() -> bool:
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
+def only_local_files(name_or_path: str) -> bool:
+    """Whether loading must not reach a model hub: a local folder, or the hub switched off."""
+    return Path(name_or_path).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
 class EmbeddingModelError(RuntimeError):
     """The model cannot be loaded (not downloaded and no network, a broken folder); one line."""
 
@@ -147,7 +152,7 @@ class Embedder:
             if self._torch is None:
                 from sentence_transformers import SentenceTransformer
 
-                local_only = Path(self.location).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
+                local_only = only_local_files(self.location)
                 if self.threads:
                     import torch
 

@@ -8,14 +8,12 @@ so nothing is configured by default and its quality is not measured here (docs/r
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from chaffee_assets.retrieval.embedder import EmbeddingModelError
+from chaffee_assets.retrieval.embedder import EmbeddingModelError, only_local_files
 
 
 class Reranker:
@@ -33,7 +31,7 @@ class Reranker:
             if self._model is None:
                 from sentence_transformers import CrossEncoder
 
-                local_only = Path(self.model_name).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
+                local_only = only_local_files(self.model_name)
                 try:
                     self._model = CrossEncoder(
                         self.model_name, device=self.device, local_files_only=local_only
