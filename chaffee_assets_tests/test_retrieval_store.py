@@ -112,6 +112,37 @@ def test_lexeme_statistics_follow_every_write(warehouse_url):
         assert conn.execute("SELECT segments, lexemes FROM segment_text_totals").fetchone() == (0, 0)
 
 
+def test_postings_follow_every_write(warehouse_url):
+    """`segment_postings` (what BM25 reads) holds exactly each segment's lexemes and term
+    frequencies after inserts, a re-cut, an edited text, a cascaded delete and a truncate."""
+    from chaffee_assets_tests.warehouse_snapshot import consistency_problems
+
+    def postings(conn, lexeme: str) -> list[tuple[int, int]]:
+        return conn.execute(
+            "SELECT segment_id, tf FROM segment_postings WHERE lexeme = %s ORDER BY segment_id", (lexeme,)
+        ).fetchall()
+
+    with connect(warehouse_url) as conn:
+        tid = _video(conn)
+        ids = store.replace_segments(conn, "-vid1", tid, SEGS)
+        assert [tf for _, tf in postings(conn, "fast")] == [1] * 5
+        ids = store.replace_segments(conn, "-vid1", tid, SEGS[:3])
+        assert [sid for sid, _ in postings(conn, "fast")] == ids
+        conn.execute("UPDATE segments SET text = 'ketones ketones and fasting' WHERE segment_id = %s", (ids[0],))
+        conn.commit()
+        assert postings(conn, "keton") == [(ids[0], 2)]
+        assert [sid for sid, _ in postings(conn, "number")] == ids[1:]
+        assert consistency_problems(warehouse_url) == []
+        conn.execute("DELETE FROM videos")  # cascades to segments
+        conn.commit()
+        assert conn.execute("SELECT count(*) FROM segment_postings").fetchone()[0] == 0
+        tid = _video(conn)
+        store.replace_segments(conn, "-vid1", tid, SEGS)
+        conn.execute("TRUNCATE segments CASCADE")
+        conn.commit()
+        assert conn.execute("SELECT count(*) FROM segment_postings").fetchone()[0] == 0
+
+
 def test_segments_already_cut_from_the_current_transcript_are_kept_with_their_vectors(warehouse_url):
     with connect(warehouse_url) as conn:
         tid = _video(conn)

@@ -33,7 +33,9 @@ def test_upgrade_creates_pgvector_indexes_and_views(warehouse_url: str):
         views = {row[0] for row in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
     assert "USING hnsw" in indexes["segment_embeddings_hnsw_all_minilm_l6_v2"]
     assert "vector_cosine_ops" in indexes["segment_embeddings_hnsw_all_minilm_l6_v2"]
-    assert "USING gin (tsv)" in indexes["segments_tsv_idx"]
+    # BM25 reads its postings from a covering B-tree (lexeme, video, segment), not from a GIN index.
+    assert "(lexeme, video_id, segment_id) INCLUDE (tf, words)" in indexes["segment_postings_pkey"]
+    assert "segments_tsv_idx" not in indexes
     assert {"searchable_segments", "video_status", "asr_spend_daily"} <= views
 
 

@@ -137,7 +137,7 @@ def consistency_problems(url: str) -> list[str]:
 
     Every transcribed video has exactly one current transcript; a video's segments have the
     ordinals 0..n-1 and all come from its current transcript; every segment has exactly one vector
-    per registered model that has any; the BM25 statistics match the segments.
+    per registered model that has any; the BM25 statistics and postings match the segments.
     """
     queries = {
         "videos with transcripts but not exactly one current": """
@@ -167,6 +167,15 @@ def consistency_problems(url: str) -> list[str]:
             (SELECT lexeme, segments FROM segment_lexemes
              EXCEPT SELECT lexeme, count(*) FROM segments, unnest(tsvector_to_array(tsv)) AS lexeme
                     GROUP BY lexeme)
+        """,
+        "postings that do not match the segments' lexemes": """
+            (SELECT t.lexeme, s.video_id, s.segment_id, coalesce(array_length(t.positions, 1), 1), s.word_count
+             FROM segments s, unnest(s.tsv) t
+             EXCEPT SELECT lexeme, video_id, segment_id, tf, words FROM segment_postings)
+            UNION ALL
+            (SELECT lexeme, video_id, segment_id, tf, words FROM segment_postings
+             EXCEPT SELECT t.lexeme, s.video_id, s.segment_id, coalesce(array_length(t.positions, 1), 1), s.word_count
+                    FROM segments s, unnest(s.tsv) t)
         """,
         "segment totals that do not match the segments": """
             SELECT segments FROM segment_text_totals
