@@ -34,7 +34,10 @@ def test_a_gap_longer_than_a_run_costs_splits_the_range_and_a_short_one_does_not
     short_gap = RUN_COST_IN_DAYS - 1
     assert group_days(days(0, 1 + short_gap)) == [DayRange(*days(0, 1 + short_gap))]
     long_gap = RUN_COST_IN_DAYS + 5
-    assert group_days(days(0, 1 + long_gap)) == [DayRange(*days(0, 0)), DayRange(*days(1 + long_gap, 1 + long_gap))]
+    assert group_days(days(0, 1 + long_gap)) == [
+        DayRange(*days(0, 0)),
+        DayRange(*days(1 + long_gap, 1 + long_gap)),
+    ]
 
 
 def test_the_grouping_is_no_dearer_than_the_greedy_month_long_ranges():

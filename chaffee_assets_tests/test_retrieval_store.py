@@ -128,7 +128,9 @@ def test_postings_follow_every_write(warehouse_url):
         assert [tf for _, tf in postings(conn, "fast")] == [1] * 5
         ids = store.replace_segments(conn, "-vid1", tid, SEGS[:3])
         assert [sid for sid, _ in postings(conn, "fast")] == ids
-        conn.execute("UPDATE segments SET text = 'ketones ketones and fasting' WHERE segment_id = %s", (ids[0],))
+        conn.execute(
+            "UPDATE segments SET text = 'ketones ketones and fasting' WHERE segment_id = %s", (ids[0],)
+        )
         conn.commit()
         assert postings(conn, "keton") == [(ids[0], 2)]
         assert [sid for sid, _ in postings(conn, "number")] == ids[1:]
