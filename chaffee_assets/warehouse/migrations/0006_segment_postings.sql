@@ -119,8 +119,8 @@ DECLARE
     n_filtered      bigint;
     filtered        boolean := published_from IS NOT NULL OR published_to IS NOT NULL OR video_ids IS NOT NULL;
     -- The videos a filter allows, resolved once: both rankings then test `video_id = ANY(...)`,
-    -- which the planner answers by intersecting index bitmaps (the GIN postings AND the videos'
-    -- segments) before reading a row, instead of reading every posting's row to look its video up.
+    -- which the BM25 walk answers inside the postings' index (the video is in its key) and the
+    -- vector ranking by the videos' segments, instead of looking each candidate's video up.
     allowed         text[];
     depth           integer := greatest(candidates, k);
     vec_sql         text := 'SELECT NULL::bigint AS segment_id, NULL::text AS video_id, NULL::bigint AS rnk, NULL::double precision AS dist WHERE false';
