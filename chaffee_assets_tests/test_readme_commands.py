@@ -342,9 +342,12 @@ def dev(chaffee_home):
     port = _free_port()
     env = user_env(CHAFFEE_LIBRARY_DIR=str(SAMPLE_LIBRARY))  # a library deployment: no network needed
     before = checkout_runtime_files()
+    # Started the way a shell starts a background job, with SIGINT ignored: the teardown's Ctrl-C
+    # must still stop it cleanly (chaffee dev installs its own handler).
     process = subprocess.Popen(
         [CHAFFEE, "dev", "--port", str(port)], env=env, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     server = DevServer(process, port)
     try:

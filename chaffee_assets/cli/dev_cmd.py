@@ -46,6 +46,11 @@ def _dev(args: argparse.Namespace) -> int:
         "-w", str(PROJECT_ROOT / "workspace.yaml"),
         "-h", args.host, "-p", str(args.port),
     ]  # fmt: skip
+    # Ctrl-C (SIGINT) stops it cleanly even when the shell that started it left SIGINT ignored (a
+    # background job, nohup): Python then installs no handler of its own, `dagster dev` would inherit
+    # the ignore, and nothing but SIGKILL would stop either. Set before starting `dagster dev`, so it
+    # starts with the default disposition.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # From DAGSTER_HOME: `dagster dev` warns when the folder it starts in holds a dagster.yaml other
     # than DAGSTER_HOME's, as the checkout does.
     process = subprocess.Popen(
