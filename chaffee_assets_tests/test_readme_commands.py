@@ -365,9 +365,7 @@ def dev(chaffee_home):
         with contextlib.suppress(ProcessLookupError):  # it may have exited already (a failed start)
             os.killpg(process.pid, signal.SIGINT)
         try:
-            # A clean stop, not a fast one: on two busy cores the daemon, the webserver and the
-            # code server have taken over a minute to wind down.
-            process.wait(timeout=180)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
