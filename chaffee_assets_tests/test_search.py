@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import date
 
+import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
@@ -101,6 +102,34 @@ def test_a_video_filter_returns_that_video_only_and_all_of_it_when_k_is_large(co
     n = _segments(conn, "s.video_id = %s", (video,))
     hits = search(QUERY, n + 5, mode, video_ids=[video], options=ALL, conn=conn, embedder=embedder)
     assert len(hits) == n and {h.video_id for h in hits} == {video}
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"published_from": date(2023, 1, 1), "published_to": date(2023, 12, 31)},
+        {"video_ids": ["QmOF0crdyRU", "nwSkFq4tyC0", "qdk7XuBgSjw"]},
+        {"published_from": date(2030, 1, 1)},  # allows nothing
+    ],
+)
+def test_a_filtered_vector_ranking_is_the_exact_nearest_of_the_filter_s_segments(conn, embedder, filters):
+    # The reference is computed here, in numpy, from every stored vector the filter allows.
+    start, end = filters.get("published_from", date.min), filters.get("published_to", date.max)
+    allowed = {v for v, d in VIDEOS.items() if start <= d <= end and v in filters.get("video_ids", VIDEOS)}
+    rows = conn.execute(
+        "SELECT e.segment_id, s.video_id, e.embedding::text FROM segment_embeddings e "
+        "JOIN segments s USING (segment_id) WHERE e.model = 'all-MiniLM-L6-v2'"
+    ).fetchall()
+    ids = np.array([r[0] for r in rows if r[1] in allowed], dtype=np.int64)
+    vectors = np.array([json.loads(r[2]) for r in rows if r[1] in allowed]).reshape(len(ids), 384)
+    question = embedder.encode_queries([QUERY])[0].astype(np.float64)
+    cosine = vectors @ question / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(question))
+    expected = [int(ids[i]) for i in np.argsort(-cosine, kind="stable")[:15]]
+
+    hits = search(QUERY, 15, "vector", options=ALL, conn=conn, embedder=embedder, **filters)
+
+    assert [h.segment_id for h in hits] == expected
+    assert [h.similarity for h in hits] == pytest.approx(sorted(cosine, reverse=True)[:15], abs=1e-5)
 
 
 def test_results_are_grouped_so_one_video_does_not_fill_the_page(conn, embedder):
