@@ -4,9 +4,9 @@
 -- exact scan of its vectors, so a filtered search stays complete (docs/retrieval.md). That scan
 -- found each segment through the videos' segments and then each vector by its own primary-key
 -- descent: about 18 000 descents and 78 000 buffer reads for a year, 40 ms of a 50 ms budget. Now
--- the filter's segment ids come from an index-only scan of the index below, sorted, and the vectors
--- are read by one scan of `segment_embeddings`' primary key that steps through that sorted list
--- (a video's segments sit side by side in the key); the ids also decide between the exact scan and
+-- the filter's segment ids come from an index-only scan of the index below, and the vectors are
+-- read by one scan of `segment_embeddings`' primary key that steps through the ids in order (a
+-- video's segments sit side by side in the key); the ids also decide between the exact scan and
 -- HNSW, where a separate count used to read the same segments.
 
 CREATE INDEX segments_video_segment_idx ON segments (video_id, segment_id);
@@ -120,10 +120,10 @@ BEGIN
         IF filtered THEN
             -- A selective filter leaves HNSW few neighbours to find; scanning the filtered rows
             -- exactly is then both cheaper and complete, so k hits come back whenever k exist.
-            -- One past the limit is enough to know the filter is too wide for that.
+            -- One past the limit is enough to know the filter is too wide for that, so a wide
+            -- filter stops reading early.
             allowed_segments := ARRAY(
                 SELECT s.segment_id FROM segments s WHERE s.video_id = ANY(allowed)
-                ORDER BY s.segment_id
                 LIMIT CASE WHEN exact THEN NULL ELSE 20001 END);
             IF exact OR cardinality(allowed_segments) <= 20000 THEN
                 exact := true;
@@ -132,9 +132,10 @@ BEGIN
             END IF;
         END IF;
         IF allowed_segments IS NOT NULL THEN
-            -- Exact over the filter's vectors: the sorted ids let one scan of the primary key step
-            -- from each to the next instead of descending the index once per segment; only the
-            -- nearest `depth` are looked up for their video.
+            -- Exact over the filter's vectors. The ids are one array, which the B-tree sorts and
+            -- then walks in order: one scan of the primary key steps from each id to the next
+            -- instead of descending the index once per segment. Only the nearest `depth` are
+            -- looked up for their video.
             vec_sql := format(
                 $q$
                 SELECT nearest.segment_id, s.video_id, row_number() OVER (ORDER BY nearest.dist) AS rnk, nearest.dist
