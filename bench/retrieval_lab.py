@@ -2,7 +2,7 @@
 
     python bench/retrieval_lab.py build            # segments, vectors and lexemes of every condition
     python bench/retrieval_lab.py run [--only dev]  # every variant × every condition, as a table
-    python bench/retrieval_lab.py backend-vectors --backend torch-bf16   # then run its parity variants
+    python bench/retrieval_lab.py backend-vectors --backend openvino     # then run its parity variants
 
 A condition is a library and its questions (`../shared/eval`), possibly with its titles replaced:
 
@@ -728,6 +728,15 @@ VARIANTS: dict[str, dict] = {
         "k1": 0.9,
         "b": 0.4,
         "backend": "bf16",
+        "backend_questions": False,
+    },
+    "chosen, openvino passages, fp32 questions": {
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.55,
+        "k1": 0.9,
+        "b": 0.4,
+        "backend": "openvino",
         "backend_questions": False,
     },
     "chosen, onnx-int8": {

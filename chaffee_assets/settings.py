@@ -284,7 +284,7 @@ def _passages(raw: str) -> int:
     return value
 
 
-EMBEDDING_BACKENDS = ("auto", "torch-bf16", "onnx", "torch", "onnx-int8")
+EMBEDDING_BACKENDS = ("auto", "openvino", "torch-bf16", "onnx", "torch", "onnx-int8")
 
 
 def _embedding_backend(raw: str) -> str:

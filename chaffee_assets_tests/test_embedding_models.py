@@ -53,6 +53,24 @@ def test_the_onnx_backend_gives_the_torch_vectors(chaffee_home, dev_texts):
     assert weights.stat().st_size > 50_000_000 and graph.stat().st_size < 1_000_000
 
 
+def test_the_openvino_backend_gives_the_fp32_vectors_and_embeds_passages_by_default(chaffee_home, dev_texts):
+    from chaffee_assets.retrieval.embedder import cpu_has_bfloat16
+
+    texts = [*dev_texts[:40], "does fasting lower insulin", "🥩", "a"]
+    fp32 = Embedder(backend="onnx").encode(texts)
+    auto = Embedder()
+    vectors = auto.encode(texts)
+    assert auto.runtime_name == "openvino" and auto.query_runtime_name == "onnx"
+    encoder = auto._exported["openvino"]
+    assert encoder.precision == ("bf16" if cpu_has_bfloat16() else "f32")
+    cosines = (fp32 * vectors).sum(axis=1)
+    assert cosines.min() > 0.9999
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    # Batched or alone, a text gets its vector (padding inside a batch must not leak into it).
+    alone = auto.encode([texts[3]])[0]
+    assert float(alone @ vectors[3]) > 0.9999
+
+
 def test_the_int8_backend_is_close_but_not_identical(chaffee_home, dev_texts):
     fp32 = Embedder(backend="onnx").encode(dev_texts[:40])
     int8 = Embedder(backend="onnx-int8")

@@ -80,7 +80,7 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
         embedder.encode_queries(["warm up"])
     except (OSError, EmbeddingModelError) as exc:
         raise UserError(f"cannot load embedding model {settings.embedding_model}: {exc}") from exc
-    print(f"embedding questions with {model} on {embedder.runtime_name}")
+    print(f"embedding questions with {model} on {embedder.query_runtime_name}")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(
         f"Search page: http://{shown}:{port}/   (API: /api/search, /api/answer; Ctrl-C stops it)", flush=True

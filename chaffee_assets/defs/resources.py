@@ -138,7 +138,7 @@ class EmbeddingModelResource(dg.ConfigurableResource):
 
     model: str = DEFAULT_EMBEDDING_MODEL
     device: str | None = None  # None: CPU, or set "cuda"
-    backend: str | None = None  # onnx | onnx-int8 | torch; None: onnx on a CPU, torch on CUDA
+    backend: str | None = None  # a CHAFFEE_EMBEDDING_BACKEND name; None: auto
     batch_size: int = 64
 
     def get(self) -> Embedder:

