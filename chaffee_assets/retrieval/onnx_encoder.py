@@ -224,13 +224,8 @@ class OnnxSentenceEncoder:
 
     def __init__(self, folder: Path, *, quantized: bool = False, threads: int | None = None) -> None:
         import onnxruntime
-        from tokenizers import Tokenizer
 
-        self.folder = folder
-        self.config = json.loads((folder / ENCODER_FILE).read_text(encoding="utf-8"))
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_padding()
-        self.tokenizer.no_truncation()
+        self._read_export(folder)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or 0  # 0: one thread per core
         options.inter_op_num_threads = 1
@@ -241,6 +236,16 @@ class OnnxSentenceEncoder:
         graph = folder / (INT8_FILE if quantized else FP32_FILE)
         self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.quantized = quantized
+
+    def _read_export(self, folder: Path) -> None:
+        """The export's description and tokenizer, which every runtime of it shares."""
+        from tokenizers import Tokenizer
+
+        self.folder = folder
+        self.config = json.loads((folder / ENCODER_FILE).read_text(encoding="utf-8"))
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
 
     @property
     def max_seq_length(self) -> int:
@@ -313,13 +318,8 @@ class OpenVinoSentenceEncoder(OnnxSentenceEncoder):
 
     def __init__(self, folder: Path, *, bfloat16: bool, threads: int | None = None) -> None:
         import openvino
-        from tokenizers import Tokenizer
 
-        self.folder = folder
-        self.config = json.loads((folder / ENCODER_FILE).read_text(encoding="utf-8"))
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_padding()
-        self.tokenizer.no_truncation()
+        self._read_export(folder)
         self.quantized = False
         self.precision = "bf16" if bfloat16 else "f32"
         core = openvino.Core()
