@@ -1,6 +1,6 @@
 -- A filtered search's vector ranking reads only the filter's vectors, in key order.
 --
--- A filter of up to 20 000 segments (a year of the channel's history at 200 000) is ranked by an
+-- A filter of up to 20 000 segments (a year of the 200 000-segment benchmark library) is ranked by an
 -- exact scan of its vectors, so a filtered search stays complete (docs/retrieval.md). That scan
 -- found each segment through the videos' segments and then each vector by its own primary-key
 -- descent: about 18 000 descents and 78 000 buffer reads for a year, 40 ms of a 50 ms budget. Now
