@@ -71,6 +71,17 @@ def test_the_openvino_backend_gives_the_fp32_vectors_and_embeds_passages_by_defa
     assert float(alone @ vectors[3]) > 0.9999
 
 
+def test_an_export_openvino_cannot_read_leaves_the_passages_to_torch(chaffee_home, tmp_path):
+    folder = tiny_model(tmp_path)
+    torch_vectors = Embedder(str(folder), backend="torch").encode(["salt and fat"])
+    exporter = Embedder(str(folder), backend="onnx")
+    exporter.encode(["export it"])
+    (exporter.export_folder / "model.onnx").write_bytes(b"not an ONNX graph")
+    embedder = Embedder(str(folder), backend="openvino")
+    assert embedder.runtime_name == "torch"
+    assert np.allclose(embedder.encode(["salt and fat"]), torch_vectors, atol=1e-5)
+
+
 def test_the_int8_backend_is_close_but_not_identical(chaffee_home, dev_texts):
     fp32 = Embedder(backend="onnx").encode(dev_texts[:40])
     int8 = Embedder(backend="onnx-int8")
@@ -102,7 +113,7 @@ def test_a_model_s_declared_prompts_are_used_for_questions_and_passages(chaffee_
     settings = json.loads(config.read_text()) if config.exists() else {}
     settings["prompts"] = {"query": "query: ", "document": "passage: "}
     config.write_text(json.dumps(settings))
-    for backend in ("torch", "onnx"):
+    for backend in ("torch", "onnx", "openvino"):
         embedder = Embedder(str(folder), backend=backend)
         assert embedder.prompts == {"query": "query: ", "passage": "passage: "}
         question, passage = embedder.encode_queries(["salt"])[0], embedder.encode_passages(["salt"])[0]
