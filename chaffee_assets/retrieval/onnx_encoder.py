@@ -320,11 +320,10 @@ class OpenVinoSentenceEncoder(OnnxSentenceEncoder):
         import openvino
 
         self._read_export(folder)
-        self.quantized = False
         self.precision = "bf16" if bfloat16 else "f32"
         core = openvino.Core()
         try:
-            self.compiled = core.compile_model(
+            compiled = core.compile_model(
                 core.read_model(str(folder / FP32_FILE)),
                 "CPU",
                 {
@@ -339,8 +338,8 @@ class OpenVinoSentenceEncoder(OnnxSentenceEncoder):
             raise OnnxExportError(
                 f"OpenVINO cannot run {folder.name}: {str(exc).strip().splitlines()[0]}"
             ) from exc
-        self._request = self.compiled.create_infer_request()
-        self._output = self.compiled.outputs[0]
+        self._request = compiled.create_infer_request()
+        self._output = compiled.outputs[0]
         self._request_lock = threading.Lock()
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
