@@ -1,11 +1,16 @@
 """Benchmark: `chaffee ingest --library` end to end, in speech-hours per CPU-minute, beside plain embedding.
 
-    python bench/bench_ingest.py [--library DIR] [--backend auto|torch-bf16|onnx|onnx-int8|torch] [--skip-reference]
+    python bench/bench_ingest.py [--library DIR] [--backend auto|openvino|torch-bf16|onnx|onnx-int8|torch]
+                                 [--skip-reference]
 
 Runs the command as a user does (a subprocess, a fresh CHAFFEE_HOME, its own embedded PostgreSQL)
 and counts the CPU it and the database server spend. The baseline, measured in the same run, is
 plain sentence-transformers (torch) embedding the same words cut as 60 s windows and nothing else:
 no database, no Dagster, no segmentation rules. Speech-hours are the span the captions cover.
+
+The database's CPU is also split by what spent it: the warehouse's connections, Dagster's (run and
+event storage), and the server's own processes (autovacuum, checkpointer, WAL writer), read from each
+server process's title every quarter second.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +89,59 @@ def server_cpu(pgdata: Path) -> float:
     return total
 
 
-def run_ingest(library: Path, backend: str | None) -> dict[str, float]:
+class ServerCpuByRole:
+    """Polls the server's processes and keeps each one's last CPU reading and what it serves: a
+    connection's process title names its database, a background process its role. A process that
+    exits between polls loses at most a quarter second of its CPU to `unattributed`."""
+
+    def __init__(self, pgdata: Path, interval_s: float = 0.25) -> None:
+        self.postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+        self.interval_s = interval_s
+        self.last: dict[int, tuple[str, float]] = {}
+        self.before = {pid: cpu for pid, (_, cpu) in self._read().items()}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> dict[int, tuple[str, float]]:
+        seen: dict[int, tuple[str, float]] = {}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) != self.postmaster:
+                    continue
+                title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            seen[int(proc.name)] = (self._role(title), sum(int(f) for f in fields[11:13]) / TICKS)
+        return seen
+
+    @staticmethod
+    def _role(title: str) -> str:
+        # "postgres: USER DATABASE [local] STATE" for a connection, "postgres: autovacuum worker" …
+        words = title.removeprefix("postgres:").split()
+        if len(words) >= 3 and (words[2] == "[local]" or ":" in words[2] or words[2][:1].isdigit()):
+            return f"database {words[1]}"
+        return "server: " + " ".join(w for w in words if not w.isdigit())[:40]
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.last.update(self._read())
+
+    def stop(self, total: float) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self.last.update(self._read())
+        by_role: dict[str, float] = defaultdict(float)
+        for pid, (role, cpu) in self.last.items():
+            by_role[role] += cpu - self.before.get(pid, 0.0)
+        by_role["unattributed"] = total - sum(by_role.values())
+        return {role: round(cpu, 1) for role, cpu in sorted(by_role.items(), key=lambda kv: -kv[1])}
+
+
+def run_ingest(library: Path, backend: str | None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as home:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
         env.update(CHAFFEE_HOME=home, HF_HUB_OFFLINE="1")
@@ -92,6 +151,7 @@ def run_ingest(library: Path, backend: str | None) -> dict[str, float]:
         subprocess.run([str(CHAFFEE), "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
         pgdata = Path(home) / "pgdata"
         server_before, command_before = server_cpu(pgdata), children_cpu()
+        by_role = ServerCpuByRole(pgdata)
         started = time.perf_counter()
         subprocess.run(
             [str(CHAFFEE), "ingest", "--library", str(library)],
@@ -103,8 +163,14 @@ def run_ingest(library: Path, backend: str | None) -> dict[str, float]:
         command = children_cpu() - command_before
         time.sleep(2)  # let the command's backends exit so the server has counted them
         server = server_cpu(pgdata) - server_before
+        database_by_role = by_role.stop(server)
         subprocess.run([str(CHAFFEE), "db", "stop"], env=env, stdout=subprocess.DEVNULL)
-    return {"command_cpu_s": round(command, 1), "database_cpu_s": round(server, 1), "wall_s": round(wall, 1)}
+    return {
+        "command_cpu_s": round(command, 1),
+        "database_cpu_s": round(server, 1),
+        "database_cpu_by_role_s": database_by_role,
+        "wall_s": round(wall, 1),
+    }
 
 
 REFERENCE = textwrap.dedent(
@@ -144,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         reference["speech_hours_per_cpu_minute"] = round(hours / (reference["cpu_s"] / 60), 1)
         report["plain_sentence_transformers"] = reference
     ingest = run_ingest(args.library, args.backend)
-    total = ingest["command_cpu_s"] + ingest["database_cpu_s"]
+    total = float(ingest["command_cpu_s"]) + float(ingest["database_cpu_s"])
     ingest["speech_hours_per_cpu_minute"] = round(hours / (total / 60), 1)
     report["chaffee_ingest"] = ingest | {"backend": args.backend or "default"}
     if not args.skip_reference:
