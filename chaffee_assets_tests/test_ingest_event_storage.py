@@ -1,0 +1,65 @@
+"""How an ingest's runs write their Dagster events: over a few kept connections to the instance's
+PostgreSQL storage, not a new server connection per event (each one a server process started and
+ended, which cost the embedded server most of its CPU during a whole-library ingest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+
+from chaffee_assets.dagster_instance import sqlalchemy_psycopg2_url
+from chaffee_assets.ingest_runner import keep_storage_connections
+
+from .conftest import _fresh_database
+
+
+def _connections_opened(url: str) -> int:
+    """Connections to the database that have ended so far (the server counts a session at its end)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        return conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()[0]
+
+
+def _instance(url: str, home: Path) -> dg.DagsterInstance:
+    (home / "dagster.yaml").write_text(
+        f'storage:\n  postgres:\n    postgres_url: "{sqlalchemy_psycopg2_url(url)}"\n', encoding="utf-8"
+    )
+    return dg.DagsterInstance.from_config(str(home))
+
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01")
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def days_of_videos(context) -> None:
+    """A stand-in for the ingest's assets: one run materialises a range of days."""
+    context.log.info(f"{len(context.partition_keys)} days")
+
+
+def test_a_run_over_many_days_writes_its_events_without_a_connection_each(embedded_admin_url, tmp_path):
+    url = _fresh_database(embedded_admin_url, "dagster_events")
+    instance = _instance(url, tmp_path)
+    keep_storage_connections(instance)
+    range_tags = {"dagster/asset_partition_range_start": "2024-01-01"}
+    dg.materialize(
+        [days_of_videos],
+        instance=instance,
+        tags={**range_tags, "dagster/asset_partition_range_end": "2024-01-02"},
+    )
+    before = _connections_opened(url)
+    result = dg.materialize(
+        [days_of_videos],
+        instance=instance,
+        tags={**range_tags, "dagster/asset_partition_range_end": "2024-01-30"},
+    )
+    assert result.success
+    opened = _connections_opened(url) - before - 1  # less the one that read the count
+    # 30 days: 60 asset events (planned and done), each of which used to open a connection.
+    assert opened <= 5, f"{opened} connections opened for a run of 30 days"
+    records = instance.fetch_materializations(days_of_videos.key, limit=100).records
+    assert {r.partition_key for r in records} == {f"2024-01-{d:02d}" for d in range(1, 31)}
+    instance.dispose()
