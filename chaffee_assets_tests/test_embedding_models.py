@@ -107,6 +107,46 @@ def test_a_question_is_embedded_without_importing_torch_once_the_model_is_export
     assert done.stdout.split() == ["384", "False", "False"]
 
 
+def test_cutting_segments_and_preparing_for_questions_start_no_runtime_once_exported(chaffee_home):
+    """An ingest's segment step counts word pieces and reads the model's dimension; once the model
+    is exported, that comes from the export's own files, and making sure a later search needs no
+    torch only checks those files: no runtime is started for either."""
+    Embedder(backend="onnx").encode(["export it now"])
+    probe = (
+        "import sys; from chaffee_assets.retrieval.embedder import Embedder; e = Embedder(); "
+        "facts = (e.dimension, e.max_seq_length, e.count_tokens('does fasting lower insulin'), e.prompts); "
+        "e.prepare_for_queries(); "
+        "print(facts[:3], sorted(m for m in ('onnxruntime', 'openvino', 'torch') if m in sys.modules))"
+    )
+    env = {**os.environ, "CHAFFEE_HOME": str(chaffee_home), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    reference = Embedder(backend="torch")
+    counted = reference.count_tokens("does fasting lower insulin")
+    assert done.stdout.strip() == f"(384, {reference.max_seq_length}, {counted}) []"
+
+
+def test_embedding_on_openvino_sends_no_telemetry(chaffee_home, tmp_path):
+    """Importing OpenVINO starts its converter's usage telemetry, consented by default: a client id
+    written under ~/intel and an event sent to Google Analytics. The product declines it."""
+    Embedder(backend="onnx").encode(["export it now"])
+    probe = (
+        "from chaffee_assets.retrieval.embedder import Embedder; "
+        "e = Embedder(backend='openvino'); print(len(e.encode_passages(['salt'])[0]), e.runtime_name)"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "CHAFFEE_HOME": str(chaffee_home), "HF_HUB_OFFLINE": "1", "HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["384", "openvino"]
+    assert not (home / "intel").exists(), sorted(p.name for p in (home / "intel").iterdir())
+
+
 def test_a_model_s_declared_prompts_are_used_for_questions_and_passages(chaffee_home, tmp_path):
     folder = tiny_model(tmp_path)
     config = folder / "config_sentence_transformers.json"

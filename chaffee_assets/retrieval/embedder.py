@@ -42,7 +42,7 @@ from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL, EMBEDDING_BACKENDS,
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from chaffee_assets.retrieval.onnx_encoder import OnnxSentenceEncoder
+    from chaffee_assets.retrieval.onnx_encoder import ExportedModelFacts, OnnxSentenceEncoder
 
 BACKENDS = EMBEDDING_BACKENDS
 # Backends that run the model's ONNX export rather than sentence-transformers.
@@ -119,6 +119,7 @@ class Embedder:
         self._lock = threading.RLock()
         self._torch: SentenceTransformer | None = None
         self._exported: dict[str, OnnxSentenceEncoder | None] = {}  # by backend; None: cannot run it
+        self._facts: ExportedModelFacts | None = None  # the export's description, read once
 
     # -- which runtime does what -------------------------------------------------------------
 
@@ -203,23 +204,16 @@ class Embedder:
                     OnnxExportError,
                     OnnxSentenceEncoder,
                     OpenVinoSentenceEncoder,
-                    ensure_quantized,
-                    export_sentence_transformer,
-                    is_exported,
                 )
 
                 folder = self.export_folder
                 try:
-                    if not is_exported(folder):
-                        model = self._load_torch()
-                        export_sentence_transformer(model, folder, prompts=self._prompts_of(model))
+                    self._make_export(backend)
                     if backend == "openvino":
                         encoder = OpenVinoSentenceEncoder(
                             folder, bfloat16=cpu_has_bfloat16(), threads=self.threads
                         )
                     else:
-                        if backend == "onnx-int8":
-                            ensure_quantized(folder)
                         encoder = OnnxSentenceEncoder(
                             folder, quantized=backend == "onnx-int8", threads=self.threads
                         )
@@ -227,6 +221,23 @@ class Embedder:
                     encoder = None  # torch runs any model
                 self._exported[backend] = encoder
             return self._exported[backend]
+
+    def _make_export(self, backend: str) -> None:
+        """Write the model's export (and its int8 graph for `onnx-int8`) unless it is there;
+        raises OnnxExportError for a model that cannot be exported."""
+        from chaffee_assets.retrieval.onnx_encoder import (
+            ensure_quantized,
+            export_sentence_transformer,
+            is_exported,
+        )
+
+        with self._lock:
+            folder = self.export_folder
+            if not is_exported(folder):
+                model = self._load_torch()
+                export_sentence_transformer(model, folder, prompts=self._prompts_of(model))
+            if backend == "onnx-int8":
+                ensure_quantized(folder)
 
     def _encode_with(self, backend: str, texts: Sequence[str]) -> np.ndarray:
         if backend in EXPORT_BACKENDS:
@@ -257,27 +268,36 @@ class Embedder:
             self._load_torch()
 
     def prepare_for_queries(self) -> None:
-        """Make the question runtime ready now (the ONNX export, once per model): a command-line
-        search then embeds its question without loading torch."""
-        if self.query_backend in EXPORT_BACKENDS:
-            self._load_exported(self.query_backend)
+        """Write the question runtime's files now (the ONNX export, once per model), so that a
+        command-line search embeds its question without loading torch. The runtime itself is not
+        started here: the process preparing is an ingest, which embeds no question."""
+        from chaffee_assets.retrieval.onnx_encoder import OnnxExportError
+
+        backend = self.query_backend
+        if backend not in EXPORT_BACKENDS or backend in self._exported:
+            return
+        try:
+            self._make_export(backend)
+        except OnnxExportError:
+            with self._lock:
+                self._exported[backend] = None  # torch embeds the questions
 
     # -- what the model is ---------------------------------------------------------------------
 
-    def _describing(self) -> OnnxSentenceEncoder | SentenceTransformer:
-        """A loaded runtime to read the model's facts from, loading torch only when nothing else will do."""
+    def _describing(self) -> ExportedModelFacts | SentenceTransformer:
+        """Something to read the model's facts from: a loaded runtime, else the export's own files
+        (no runtime started), loading torch only when there is no export yet."""
         if self._torch is not None:
             return self._torch
         loaded = next((e for e in self._exported.values() if e is not None), None)
         if loaded is not None:
             return loaded
-        from chaffee_assets.retrieval.onnx_encoder import is_exported
+        from chaffee_assets.retrieval.onnx_encoder import ExportedModelFacts, is_exported
 
-        if is_exported(self.export_folder):
-            onnx = self._load_exported("onnx")
-            if onnx is not None:
-                return onnx
-        return self._load_torch()
+        with self._lock:
+            if self._facts is None and is_exported(self.export_folder):
+                self._facts = ExportedModelFacts(self.export_folder)
+        return self._facts if self._facts is not None else self._load_torch()
 
     @cached_property
     def dimension(self) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import warnings
@@ -219,23 +220,13 @@ def _module_types() -> tuple[type, type, type]:
     return Transformer, Pooling, Normalize
 
 
-class OnnxSentenceEncoder:
-    """Encodes texts with an exported model; `quantized` picks the int8 graph."""
+class ExportedModelFacts:
+    """What an export says about its model (dimension, input limit, prompts, tokenizer), read from
+    its small files without starting a runtime: a process that only cuts segments or registers the
+    model needs no graph loaded."""
 
-    def __init__(self, folder: Path, *, quantized: bool = False, threads: int | None = None) -> None:
-        import onnxruntime
-
+    def __init__(self, folder: Path) -> None:
         self._read_export(folder)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0: one thread per core
-        options.inter_op_num_threads = 1
-        # Idle worker threads sleep instead of spinning: spinning burns CPU that the database and
-        # the rest of an ingest run need (it measured 8% more CPU for the same vectors).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        graph = folder / (INT8_FILE if quantized else FP32_FILE)
-        self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-        self.quantized = quantized
 
     def _read_export(self, folder: Path) -> None:
         """The export's description and tokenizer, which every runtime of it shares."""
@@ -261,6 +252,25 @@ class OnnxSentenceEncoder:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+class OnnxSentenceEncoder(ExportedModelFacts):
+    """Encodes texts with an exported model on ONNX Runtime; `quantized` picks the int8 graph."""
+
+    def __init__(self, folder: Path, *, quantized: bool = False, threads: int | None = None) -> None:
+        import onnxruntime
+
+        self._read_export(folder)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or 0  # 0: one thread per core
+        options.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: spinning burns CPU that the database and
+        # the rest of an ingest run need (it measured 8% more CPU for the same vectors).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        graph = folder / (INT8_FILE if quantized else FP32_FILE)
+        self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self.quantized = quantized
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Normalised float32 vectors; inputs longer than the model reads are cut as torch cuts them."""
@@ -309,6 +319,32 @@ class OnnxSentenceEncoder:
         return pooled.astype(np.float32, copy=False)
 
 
+def import_openvino_without_telemetry():
+    """`import openvino`, with its usage telemetry declined.
+
+    Importing OpenVINO's package starts the telemetry of its model converter, which counts itself
+    consented when no `~/intel/openvino_telemetry` file says otherwise: it writes a client id under
+    `~/intel` and forks a process to send an event to Google Analytics. Nothing of an ingest leaves
+    the machine unasked, so the consent check answers "declined" while the package loads (the
+    telemetry object is a singleton and keeps that answer).
+    """
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:  # a release without the telemetry package
+        import openvino
+
+        return openvino
+    check = OptInChecker.check
+    OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+    try:
+        import openvino
+    finally:
+        OptInChecker.check = check
+    return openvino
+
+
 class OpenVinoSentenceEncoder(OnnxSentenceEncoder):
     """Encodes texts with the fp32 export on OpenVINO: in bfloat16 where the CPU has it, else fp32.
 
@@ -317,8 +353,7 @@ class OpenVinoSentenceEncoder(OnnxSentenceEncoder):
     """
 
     def __init__(self, folder: Path, *, bfloat16: bool, threads: int | None = None) -> None:
-        import openvino
-
+        openvino = import_openvino_without_telemetry()
         self._read_export(folder)
         self.precision = "bf16" if bfloat16 else "f32"
         core = openvino.Core()
