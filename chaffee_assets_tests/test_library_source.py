@@ -116,6 +116,25 @@ def test_the_folder_is_scanned_once_per_source_instance(tmp_path: Path) -> None:
     assert len(LibrarySource(tmp_path).videos_published_on(date(2023, 12, 28))) == 2
 
 
+def test_runs_share_one_index_of_an_unchanged_folder_and_see_a_changed_one(tmp_path: Path) -> None:
+    from chaffee_assets.defs.resources import VideoSourceResource
+
+    _copy_video(DASH_ID, tmp_path)
+    # Each run builds its resources anew: the second run's source is the first's, already indexed.
+    first = VideoSourceResource(library_dir=str(tmp_path)).get()
+    assert first.publish_dates() == {date(2023, 12, 28)}
+    assert VideoSourceResource(library_dir=str(tmp_path)).get() is first
+    # A file added, or one rewritten, is seen by the next run.
+    _info(tmp_path, "added_later", upload_date="20231228")
+    second = VideoSourceResource(library_dir=str(tmp_path)).get()
+    assert second is not first
+    assert len(second.videos_published_on(date(2023, 12, 28))) == 2
+    _info(tmp_path, "added_later", upload_date="20240105", title="moved to another day")
+    third = LibrarySource.shared(tmp_path)
+    assert third is not second
+    assert third.publish_dates() == {date(2023, 12, 28), date(2024, 1, 5)}
+
+
 def test_returned_videos_are_copies(tmp_path: Path) -> None:
     _copy_video(DASH_ID, tmp_path)
     source = LibrarySource(tmp_path)

@@ -72,7 +72,8 @@ class VideoSourceResource(dg.ConfigurableResource):
     _source: VideoSource | None = PrivateAttr(default=None)
 
     def get(self) -> VideoSource:
-        """The source object, built once per process (a library is indexed once, not per day)."""
+        """The source object, built once per run (a library is indexed once per process while its
+        files are unchanged, not per day or run)."""
         if self._source is None:
             self._source = self._build()
         return self._source
@@ -81,7 +82,7 @@ class VideoSourceResource(dg.ConfigurableResource):
         if self.library_dir:
             from chaffee_assets.ingest.library import LibrarySource
 
-            return LibrarySource(Path(self.library_dir).expanduser())
+            return LibrarySource.shared(Path(self.library_dir).expanduser())
         from chaffee_assets.ingest.youtube import YouTubeSource
 
         return YouTubeSource(

@@ -104,6 +104,24 @@ def _caption_order(file: CaptionFile, languages: CaptionLanguages) -> tuple[int,
     return (0 if english else 1, 1 if automatic else 0, variant, _FORMAT_RANK.get(file.ext, 9))
 
 
+def _folder_signature(root: Path) -> tuple[tuple[str, int, int], ...] | None:
+    """Every file under `root` as (path, size, modification time); None when there is no folder."""
+    if not root.is_dir():
+        return None
+    files = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            try:
+                stat = os.stat(os.path.join(dirpath, name))
+            except OSError:  # removed while walking: the next call sees the folder settled
+                continue
+            files.append((os.path.join(dirpath, name), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(files))
+
+
+_SHARED: dict[Path, tuple[tuple[tuple[str, int, int], ...] | None, LibrarySource]] = {}
+
+
 class LibrarySource:
     """Videos, captions and audio from a local folder (see the module docstring for the layout)."""
 
@@ -111,6 +129,20 @@ class LibrarySource:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+
+    @classmethod
+    def shared(cls, root: Path | str) -> LibrarySource:
+        """The source for `root` this process already indexed, while the folder's files are the
+        same (names, sizes, modification times); else a new one. An ingest's runs each build their
+        resources anew, and would otherwise parse every info.json once per run."""
+        root = Path(root)
+        key = root.resolve() if root.is_dir() else root
+        signature = _folder_signature(root)
+        cached = _SHARED.get(key)
+        if cached is None or cached[0] != signature:
+            cached = (signature, cls(root))
+            _SHARED[key] = cached
+        return cached[1]
 
     # -- the index: built on first use, once per instance ------------------------------------
 
