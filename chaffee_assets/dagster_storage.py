@@ -1,0 +1,59 @@
+"""The instance's event-log storage: dagster-postgres's, keeping a few connections open per process.
+
+dagster-postgres opens a new server connection for every statement its event-log storage runs,
+unless the process says it is long-lived (`optimize_for_webserver`, which only the UI's server
+calls). A run worker that the daemon launches for a backfill writes every event of its run that
+way, and each asset event opens one more, to ask the catalog whether `asset_event_tags` exists: a
+whole-library backfill started a server process several times per event. This storage keeps one
+connection (two more while it is in use) in every process that loads the instance, and remembers
+which tables exist. `dagster.yaml` names it; `chaffee ingest` in its own process gets it the same
+way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import PostgresEventLogStorage
+from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+
+# A connection unused this long is replaced on its next checkout (the server or a proxy between
+# may have dropped it); the same figure the UI's server uses.
+POOL_RECYCLE_S = 3600
+POOL_OVERFLOW = 2
+
+
+class KeptConnectionsEventLogStorage(PostgresEventLogStorage):
+    def __init__(
+        self,
+        postgres_url: str,
+        should_autocreate_tables: bool = True,
+        inst_data: ConfigurableClassData | None = None,
+        token_provider=None,
+    ) -> None:
+        super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
+        self._existing_tables: set[str] = set()
+        # No statement timeout: a run's writes wait as long as they must, as with the default engine.
+        self.optimize_for_webserver(
+            statement_timeout=0, pool_recycle=POOL_RECYCLE_S, max_overflow=POOL_OVERFLOW
+        )
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> KeptConnectionsEventLogStorage:
+        return cls(
+            inst_data=inst_data,
+            postgres_url=pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config_value),
+        )
+
+    def has_table(self, table_name: str) -> bool:
+        """Asked for every asset event; a table that exists keeps existing while the process runs,
+        so only a missing one is asked about again."""
+        if table_name not in self._existing_tables and super().has_table(table_name):
+            self._existing_tables.add(table_name)
+        return table_name in self._existing_tables
