@@ -92,6 +92,16 @@ def test_the_int8_backend_is_close_but_not_identical(chaffee_home, dev_texts):
     assert cosines.min() < 0.9999  # really the quantised graph, not the fp32 one
 
 
+def run_in_fresh_python(probe: str, chaffee_home: Path, **env: str) -> str:
+    """`probe` run by a new interpreter on the suite's CHAFFEE_HOME; returns what it printed."""
+    environment = {**os.environ, "CHAFFEE_HOME": str(chaffee_home), "HF_HUB_OFFLINE": "1", **env}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_a_question_is_embedded_without_importing_torch_once_the_model_is_exported(chaffee_home):
     Embedder(backend="onnx").encode(["export it now"])  # the first use exports, with torch
     probe = (
@@ -99,12 +109,7 @@ def test_a_question_is_embedded_without_importing_torch_once_the_model_is_export
         "v = embedder_for('all-MiniLM-L6-v2').encode_queries(['does fasting lower insulin']); "
         "print(len(v[0]), 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )
-    env = {**os.environ, "CHAFFEE_HOME": str(chaffee_home), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["384", "False", "False"]
+    assert run_in_fresh_python(probe, chaffee_home).split() == ["384", "False", "False"]
 
 
 def test_cutting_segments_and_preparing_for_questions_start_no_runtime_once_exported(chaffee_home):
@@ -118,14 +123,10 @@ def test_cutting_segments_and_preparing_for_questions_start_no_runtime_once_expo
         "e.prepare_for_queries(); "
         "print(facts[:3], sorted(m for m in ('onnxruntime', 'openvino', 'torch') if m in sys.modules))"
     )
-    env = {**os.environ, "CHAFFEE_HOME": str(chaffee_home), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT
-    )
-    assert done.returncode == 0, done.stderr
+    printed = run_in_fresh_python(probe, chaffee_home)
     reference = Embedder(backend="torch")
     counted = reference.count_tokens("does fasting lower insulin")
-    assert done.stdout.strip() == f"(384, {reference.max_seq_length}, {counted}) []"
+    assert printed.strip() == f"(384, {reference.max_seq_length}, {counted}) []"
 
 
 def test_embedding_on_openvino_sends_no_telemetry(chaffee_home, tmp_path):
@@ -138,12 +139,7 @@ def test_embedding_on_openvino_sends_no_telemetry(chaffee_home, tmp_path):
     )
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "CHAFFEE_HOME": str(chaffee_home), "HF_HUB_OFFLINE": "1", "HOME": str(home)}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["384", "openvino"]
+    assert run_in_fresh_python(probe, chaffee_home, HOME=str(home)).split() == ["384", "openvino"]
     assert not (home / "intel").exists(), sorted(p.name for p in (home / "intel").iterdir())
 
 

@@ -43,24 +43,28 @@ def days_of_videos(context) -> None:
     context.log.info(f"{len(context.partition_keys)} days")
 
 
+def _connections_for_a_30_day_run(instance: dg.DagsterInstance, url: str, month: str) -> int:
+    """Connections to `url` that a run over the 30 days of `month` ("2024-01") opened and closed,
+    after a first, shorter run has opened whatever the instance keeps."""
+
+    def run(last_day: int) -> None:
+        tags = {
+            "dagster/asset_partition_range_start": f"{month}-01",
+            "dagster/asset_partition_range_end": f"{month}-{last_day:02d}",
+        }
+        assert dg.materialize([days_of_videos], instance=instance, tags=tags).success
+
+    run(2)
+    before = _connections_opened(url)
+    run(30)
+    return _connections_opened(url) - before - 1  # less the one that read the count
+
+
 def test_a_run_over_many_days_writes_its_events_without_a_connection_each(embedded_admin_url, tmp_path):
     url = _fresh_database(embedded_admin_url, "dagster_events")
     instance = _instance(url, tmp_path)
     keep_storage_connections(instance)
-    range_tags = {"dagster/asset_partition_range_start": "2024-01-01"}
-    dg.materialize(
-        [days_of_videos],
-        instance=instance,
-        tags={**range_tags, "dagster/asset_partition_range_end": "2024-01-02"},
-    )
-    before = _connections_opened(url)
-    result = dg.materialize(
-        [days_of_videos],
-        instance=instance,
-        tags={**range_tags, "dagster/asset_partition_range_end": "2024-01-30"},
-    )
-    assert result.success
-    opened = _connections_opened(url) - before - 1  # less the one that read the count
+    opened = _connections_for_a_30_day_run(instance, url, "2024-01")
     # 30 days: 60 asset events (planned and done), each of which used to open a connection.
     assert opened <= 5, f"{opened} connections opened for a run of 30 days"
     records = instance.fetch_materializations(days_of_videos.key, limit=100).records
@@ -77,20 +81,7 @@ def test_the_project_instance_keeps_its_connections_in_any_process(chaffee_home,
     try:
         assert isinstance(instance.event_log_storage, KeptConnectionsEventLogStorage)
         url = instance.event_log_storage.postgres_url.replace("postgresql+psycopg2://", "postgresql://")
-        range_tags = {"dagster/asset_partition_range_start": "2024-03-01"}
-        dg.materialize(
-            [days_of_videos],
-            instance=instance,
-            tags={**range_tags, "dagster/asset_partition_range_end": "2024-03-02"},
-        )
-        before = _connections_opened(url)
-        result = dg.materialize(
-            [days_of_videos],
-            instance=instance,
-            tags={**range_tags, "dagster/asset_partition_range_end": "2024-03-30"},
-        )
-        assert result.success
-        opened = _connections_opened(url) - before - 1
+        opened = _connections_for_a_30_day_run(instance, url, "2024-03")
         # The run storage still opens a connection per call (17 for this run, measured); with
         # dagster-postgres's own event log it was 47.
         assert opened <= 25, f"{opened} connections opened for a run of 30 days"
