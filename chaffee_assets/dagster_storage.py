@@ -1,12 +1,13 @@
-"""The instance's event-log storage: dagster-postgres's, keeping its connections in every process.
+"""The instance's storages: dagster-postgres's, keeping their connections in every process.
 
-dagster-postgres opens a new server connection for every statement its event-log storage runs,
-unless the process says it is long-lived (`optimize_for_webserver`, which only the UI's server
-calls). A run worker that the daemon launches for a backfill writes every event of its run that
-way, and each asset event opens one more, to ask the catalog whether `asset_event_tags` exists: a
-run over 30 days opened 47 connections (17 with this storage; the rest are the run storage's). This
-storage keeps one connection in every process that loads the instance, opens more only while that
-one is in use, and remembers which tables exist. `dagster.yaml` names it.
+dagster-postgres opens a new server connection for every statement a storage runs, unless the
+process says it is long-lived (`optimize_for_webserver`, which only the UI's server calls). The
+daemon's loops and every run worker it launches for a backfill run that way, and the event log
+opens one more per asset event, to ask the catalog whether `asset_event_tags` exists. These
+storages keep one connection in every process that loads the instance, open more only while that
+one is in use, and the event log remembers which tables exist. A backfill of 40 videos (34 runs)
+through `chaffee dev`'s daemon opened 10 839 connections to Dagster's database before, 777 with
+them. `dagster.yaml` names them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dagster._serdes import ConfigurableClassData
-from dagster_postgres import PostgresEventLogStorage
+from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
 # A connection unused this long is replaced on its next checkout (the server or a proxy between
@@ -27,7 +28,9 @@ POOL_RECYCLE_S = 3600
 POOL_OVERFLOW = 10
 
 
-class KeptConnectionsEventLogStorage(PostgresEventLogStorage):
+class _KeptConnections:
+    """Mixed into a dagster-postgres storage: its engine keeps a connection from the start."""
+
     def __init__(
         self,
         postgres_url: str,
@@ -36,22 +39,33 @@ class KeptConnectionsEventLogStorage(PostgresEventLogStorage):
         token_provider=None,
     ) -> None:
         super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
-        self._existing_tables: set[str] = set()
         # No statement timeout: a run's writes wait as long as they must, as with the default engine.
         self.optimize_for_webserver(
             statement_timeout=0, pool_recycle=POOL_RECYCLE_S, max_overflow=POOL_OVERFLOW
         )
 
     @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> KeptConnectionsEventLogStorage:
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]):
         return cls(
             inst_data=inst_data,
             postgres_url=pg_url_from_config(config_value),
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),
             token_provider=get_token_provider_from_config(config_value),
         )
+
+
+class KeptConnectionsRunStorage(_KeptConnections, PostgresRunStorage):
+    pass
+
+
+class KeptConnectionsScheduleStorage(_KeptConnections, PostgresScheduleStorage):
+    pass
+
+
+class KeptConnectionsEventLogStorage(_KeptConnections, PostgresEventLogStorage):
+    def __init__(self, *args, **kwargs) -> None:
+        self._existing_tables: set[str] = set()
+        super().__init__(*args, **kwargs)
 
     def has_table(self, table_name: str) -> bool:
         """Asked for every asset event; a table that exists keeps existing while the process runs,

@@ -270,8 +270,8 @@ def keep_storage_connections(instance: dg.DagsterInstance) -> None:
     process is long-lived: a whole-library ingest measured 10 000 connections (and as many server
     processes started) for 50 videos. `optimize_for_webserver` keeps one connection per storage
     (and up to two more while one is in use). One more opening per asset event is removed by
-    `remember_existing_tables`. The event log that dagster.yaml names does both by itself
-    (`dagster_storage.py`); this covers the run storage, and an instance configured otherwise.
+    `remember_existing_tables`. The storages dagster.yaml names do both by themselves
+    (`dagster_storage.py`); this covers an instance configured otherwise.
     """
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=2)
     remember_existing_tables(instance.event_log_storage)

@@ -286,7 +286,10 @@ def test_db_env_points_dagster_at_an_instance_home_under_chaffee_home(chaffee_ho
     assert shell.returncode == 0, shell.stderr
     home = chaffee_home / "dagster"
     assert f"home={home}\n" in shell.stdout
-    assert "run_storage:\n  module: dagster_postgres.run_storage\n  class: PostgresRunStorage" in shell.stdout
+    assert (
+        "run_storage:\n  module: chaffee_assets.dagster_storage\n  class: KeptConnectionsRunStorage"
+        in shell.stdout
+    )
     assert (
         "event_log_storage:\n  module: chaffee_assets.dagster_storage\n  class: KeptConnectionsEventLogStorage"
         in shell.stdout
