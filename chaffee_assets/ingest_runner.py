@@ -235,8 +235,9 @@ class _IngestJob:
 def _in_process(instance, job: _IngestJob, ranges, run_config, tags, watcher) -> IngestReport:
     from dagster._core.execution.api import execute_run_iterator
 
+    # The instance's storages (dagster.yaml: chaffee_assets/dagster_storage.py) keep their
+    # connections, so the runs' thousands of events do not each open one.
     report = IngestReport(how="in this process")
-    keep_storage_connections(instance)
     for day_range in ranges:
         run = instance.create_run_for_job(
             job_def=job.definition,
@@ -261,41 +262,6 @@ def _in_process(instance, job: _IngestJob, ranges, run_config, tags, watcher) ->
         if watcher:
             watcher.run_finished(run.run_id, day_range, ok)
     return report
-
-
-def keep_storage_connections(instance: dg.DagsterInstance) -> None:
-    """Make the instance's storage write many runs' events over a few kept connections.
-
-    Dagster's PostgreSQL storage opens a new connection for every event it writes unless told the
-    process is long-lived: a whole-library ingest measured 10 000 connections (and as many server
-    processes started) for 50 videos. `optimize_for_webserver` keeps one connection per storage
-    (and up to two more while one is in use). One more opening per asset event is removed by
-    `remember_existing_tables`. The storages dagster.yaml names do both by themselves
-    (`dagster_storage.py`); this covers an instance configured otherwise.
-    """
-    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=2)
-    remember_existing_tables(instance.event_log_storage)
-
-
-def remember_existing_tables(storage) -> None:
-    """Answer the event storage's "does this table exist?" from memory once the answer is yes.
-
-    dagster-postgres asks the catalog whether `asset_event_tags` exists for every asset event it
-    stores, on a second connection while the event's own is still checked out. With one kept
-    connection, each question opened and closed a new server connection: 1 900 of them for the dev
-    library, and 20 of the embedded server's 47 CPU-seconds during its ingest. A table that exists
-    keeps existing for the life of this process; a missing one is asked about again."""
-    ask_catalog = getattr(storage, "has_table", None)
-    if ask_catalog is None:
-        return
-    existing: set[str] = set()
-
-    def has_table(table_name: str) -> bool:
-        if table_name not in existing and ask_catalog(table_name):
-            existing.add(table_name)
-        return table_name in existing
-
-    storage.has_table = has_table
 
 
 def _through_backfill(instance, job: _IngestJob, ranges, run_config, tags, watcher) -> IngestReport | None:

@@ -17,7 +17,6 @@ from chaffee_assets.dagster_storage import (
     KeptConnectionsRunStorage,
     KeptConnectionsScheduleStorage,
 )
-from chaffee_assets.ingest_runner import keep_storage_connections
 
 from .conftest import _fresh_database
 
@@ -32,8 +31,19 @@ def _connections_opened(url: str) -> int:
 
 
 def _instance(url: str, home: Path) -> dg.DagsterInstance:
+    """An instance on its own database, with the storages the project's dagster.yaml names."""
+    storages = {
+        "run_storage": "KeptConnectionsRunStorage",
+        "event_log_storage": "KeptConnectionsEventLogStorage",
+        "schedule_storage": "KeptConnectionsScheduleStorage",
+    }
     (home / "dagster.yaml").write_text(
-        f'storage:\n  postgres:\n    postgres_url: "{sqlalchemy_psycopg2_url(url)}"\n', encoding="utf-8"
+        "".join(
+            f"{key}:\n  module: chaffee_assets.dagster_storage\n  class: {name}\n"
+            f'  config:\n    postgres_url: "{sqlalchemy_psycopg2_url(url)}"\n'
+            for key, name in storages.items()
+        ),
+        encoding="utf-8",
     )
     return dg.DagsterInstance.from_config(str(home))
 
@@ -67,7 +77,6 @@ def _connections_for_a_30_day_run(instance: dg.DagsterInstance, url: str, month:
 def test_a_run_over_many_days_writes_its_events_without_a_connection_each(embedded_admin_url, tmp_path):
     url = _fresh_database(embedded_admin_url, "dagster_events")
     instance = _instance(url, tmp_path)
-    keep_storage_connections(instance)
     opened = _connections_for_a_30_day_run(instance, url, "2024-01")
     # 30 days: 60 asset events (planned and done), each of which used to open a connection.
     assert opened <= 5, f"{opened} connections opened for a run of 30 days"
