@@ -119,6 +119,8 @@ class Settings:
         default=DEFAULT_RATE_LIMIT_PER_MINUTE, metadata={"env": "CHAFFEE_RATE_LIMIT_PER_MINUTE"}
     )
     db_pool_size: int = field(default=DEFAULT_DB_POOL_SIZE, metadata={"env": "CHAFFEE_DB_POOL_SIZE"})
+    # The embedded PostgreSQL's buffer memory; None: sized from the machine (warehouse/server.py).
+    db_shared_buffers: str | None = field(default=None, metadata={"env": "CHAFFEE_DB_SHARED_BUFFERS"})
     serve_embedding_threads: int = field(default=1, metadata={"env": "CHAFFEE_SERVE_EMBEDDING_THREADS"})
     answer_model: str = field(default=DEFAULT_ANSWER_MODEL, metadata={"env": "CHAFFEE_ANSWER_MODEL"})
     answer_budget_usd: float = field(
@@ -182,6 +184,7 @@ class Settings:
                 "CHAFFEE_RATE_LIMIT_PER_MINUTE", _positive_int, DEFAULT_RATE_LIMIT_PER_MINUTE
             ),
             db_pool_size=env.get("CHAFFEE_DB_POOL_SIZE", _positive_int, DEFAULT_DB_POOL_SIZE),
+            db_shared_buffers=env.get("CHAFFEE_DB_SHARED_BUFFERS", _memory_size),
             serve_embedding_threads=env.get("CHAFFEE_SERVE_EMBEDDING_THREADS", _positive_int, 1),
             answer_model=env.get("CHAFFEE_ANSWER_MODEL", str) or DEFAULT_ANSWER_MODEL,
             answer_budget_usd=env.get("CHAFFEE_ANSWER_BUDGET_USD", _amount, DEFAULT_ANSWER_BUDGET_USD),
@@ -282,6 +285,20 @@ def _passages(raw: str) -> int:
     if value > 20:
         raise _Rejected("must be a whole number from 1 to 20")
     return value
+
+
+_MEMORY_SIZE = re.compile(r"^([1-9]\d*)\s*(kB|MB|GB|TB)$")
+
+
+def _memory_size(raw: str) -> str:
+    """A size as PostgreSQL writes it ("512MB", "2GB"); at least PostgreSQL's floor of 128 kB."""
+    match = _MEMORY_SIZE.match(raw)
+    if not match:
+        raise _Rejected("is not a size such as 512MB or 2GB (units kB, MB, GB, TB)")
+    number, unit = int(match.group(1)), match.group(2)
+    if number * {"kB": 1, "MB": 2**10, "GB": 2**20, "TB": 2**30}[unit] < 128:
+        raise _Rejected("must be at least 128kB")
+    return f"{number}{unit}"
 
 
 EMBEDDING_BACKENDS = ("auto", "openvino", "torch-bf16", "onnx", "torch", "onnx-int8")

@@ -64,12 +64,14 @@ def test_values_are_parsed_into_their_types(tmp_path):
             "CHAFFEE_SCHEDULE_TIMEZONE": "Europe/London",
             "CHAFFEE_LIBRARY_DIR": str(tmp_path / "lib"),
             "CHAFFEE_WHISPER_BATCH_SIZE": "0",
+            "CHAFFEE_DB_SHARED_BUFFERS": "512 MB",
         }
     )
     assert config.home == tmp_path and config.library_dir == tmp_path / "lib"
     assert config.start_date == date(2016, 3, 1) and config.daily_budget_usd == 12.5
     assert config.retry_partitions_per_tick == 3 and config.schedule_timezone == "Europe/London"
     assert config.whisper_batch_size is None  # 0 means the device's default
+    assert config.db_shared_buffers == "512MB"  # as PostgreSQL writes it
 
 
 @pytest.mark.parametrize(
@@ -82,6 +84,8 @@ def test_values_are_parsed_into_their_types(tmp_path):
         ("CHAFFEE_FEED_SENSOR_INTERVAL_S", "0", "must be a whole number above 0"),
         ("CHAFFEE_SCHEDULE_TIMEZONE", "Mars/Olympus", "is not an IANA time zone"),
         ("CHAFFEE_DAILY_SCHEDULE_CRON", "every morning", "is not a cron expression"),
+        ("CHAFFEE_DB_SHARED_BUFFERS", "2", "is not a size such as 512MB or 2GB"),
+        ("CHAFFEE_DB_SHARED_BUFFERS", "64kB", "must be at least 128kB"),
     ],
 )
 def test_a_malformed_value_names_the_variable_in_one_line(variable, value, reason):

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from chaffee_assets.warehouse.migrate import available_migrations, upgrade
-from chaffee_assets.warehouse.server import WarehouseError
+from chaffee_assets.warehouse.server import WarehouseError, default_shared_buffers
 
 CHAFFEE = str(Path(sys.executable).parent / "chaffee")  # the console script installed beside python
 
@@ -171,6 +171,40 @@ def test_the_embedded_server_keeps_its_data_across_restarts(tmp_path: Path):
         assert out.stdout.decode().strip() == "42"
     finally:
         subprocess.run(stop, env=env, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("memory_gib", "expected"),
+    [(0.25, "128MB"), (1, "256MB"), (6, "1536MB"), (64, "2048MB")],
+)
+def test_the_embedded_servers_buffers_are_a_quarter_of_memory_within_bounds(memory_gib, expected):
+    assert default_shared_buffers(int(memory_gib * 2**30)) == expected
+
+
+def test_the_embedded_server_starts_with_its_buffer_setting_and_says_when_a_change_waits(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
+    env["CHAFFEE_HOME"] = str(tmp_path / "home")
+    show = "from chaffee_assets.warehouse.server import connect\nwith connect() as c: print(c.execute('SHOW shared_buffers').fetchone()[0])"
+
+    def running(setting: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", show], env={**env, "CHAFFEE_DB_SHARED_BUFFERS": setting},
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    try:
+        assert running("160MB") == "160MB"  # the very first start, right after initdb, has it
+        status = _run_chaffee("db", "status", env={**env, "CHAFFEE_DB_SHARED_BUFFERS": "192MB"})
+        assert status.returncode == 0, status.stderr
+        assert "shared_buffers 160MB (configured 192MB: applies when the server next starts" in status.stdout
+        assert running("192MB") == "160MB"  # a running server is not restarted under its users
+        _run_chaffee("db", "stop", env=env)
+        assert running("192MB") == "192MB"
+        status = _run_chaffee("db", "status", env={**env, "CHAFFEE_DB_SHARED_BUFFERS": "192MB"})
+        assert "memory:     shared_buffers 192MB\n" in status.stdout
+    finally:
+        subprocess.run([CHAFFEE, "db", "stop"], env=env, timeout=60)
 
 
 def test_an_applied_migration_that_changed_is_refused_naming_the_file(

