@@ -1,6 +1,7 @@
 """Benchmark: search latency at channel-history scale, and HNSW recall against the exact scan.
 
     python bench/bench_query.py [--corpus distinct|copies] [--target 200000] [--queries 200] [--quick]
+                                [--keep] [--shared-buffers 128MB,2GB]
 
 The library is `bench/scale_corpus.py`'s: distinct text recombined from the real transcripts
 (default), or the stress case of copied windows with perturbed vectors. It is written through the
@@ -8,7 +9,8 @@ product's store functions (see bench_load.py for that write path's figures); que
 set's questions, each embedded once. Reported per query kind: p50/p95 ms; for the vector ranking,
 recall@10 of HNSW against the exact scan at several `hnsw.ef_search` (the function sets it to twice
 the candidate depth, so depth d means ef_search 2d). Baselines in the same run: the exact scan for
-the vector side, and the text ranking alone for what BM25 costs inside hybrid.
+the vector side, and the text ranking alone for what BM25 costs inside hybrid; with
+`--shared-buffers`, the same searches under PostgreSQL's default buffer size beside the product's.
 """
 
 from __future__ import annotations
@@ -61,6 +63,15 @@ def timed(conn, questions, vectors, mode, options, **filters) -> tuple[list[floa
     return latencies, results
 
 
+def restart_embedded_server(shared_buffers: str) -> None:
+    """Stop the embedded server and start it again with `shared_buffers`."""
+    from chaffee_assets.warehouse.server import embedded_server_uri, stop_embedded_server
+
+    os.environ["CHAFFEE_DB_SHARED_BUFFERS"] = shared_buffers
+    stop_embedded_server()
+    embedded_server_uri("postgres")
+
+
 def pct(values: list[float], p: float) -> float:
     return round(float(np.percentile(values, p)), 1)
 
@@ -83,7 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20000 segments and 50 queries")
     parser.add_argument("--keep", action="store_true", help="reuse the database built last time")
     parser.add_argument("--database-url", help="server to use (default: the embedded one)")
+    parser.add_argument(
+        "--shared-buffers",
+        metavar="SIZE,SIZE",
+        help="time the searches under each of these embedded-server buffer sizes in turn (e.g. 128MB,2GB)",
+    )
     args = parser.parse_args(argv)
+    if args.shared_buffers and args.database_url:
+        parser.error("--shared-buffers restarts the embedded server; it cannot be used with --database-url")
     target, n_queries = (20_000, 50) if args.quick else (args.target, args.queries)
     url = database_url(f"bench_query_{args.corpus}", args.database_url)
     embedder = CachedEmbedder(MODEL)
@@ -104,7 +122,27 @@ def main(argv: list[str] | None = None) -> int:
     flat = SearchOptions(max_per_video=None, collapse_overlaps=False)
     year = {"published_from": date(2020, 1, 1), "published_to": date(2020, 12, 31)}
     quarter = {"published_from": date(2020, 1, 1), "published_to": date(2020, 3, 31)}
+    modes = [
+        ("hybrid", "hybrid", SearchOptions(), {}),
+        ("hybrid_filtered_year", "hybrid", SearchOptions(), year),
+        ("hybrid_filtered_quarter", "hybrid", SearchOptions(), quarter),
+        ("text", "text", SearchOptions(), {}),
+        ("vector_hnsw", "vector", flat, {}),
+    ]
+    if args.shared_buffers:
+        # The embedded server restarted with each buffer size in turn, the same questions timed under
+        # each; the rest of the report is then measured under the last size.
+        report["by_shared_buffers"] = {}
+        for size in args.shared_buffers.split(","):
+            restart_embedded_server(size)
+            with connect(url, autocommit=True) as conn:
+                timed(conn, questions, vectors, "hybrid", SearchOptions())  # the steady state, as below
+                report["by_shared_buffers"][size] = {
+                    name: summary(timed(conn, questions, vectors, mode, options, **filters)[0])
+                    for name, mode, options, filters in modes
+                }
     with connect(url, autocommit=True) as conn:
+        report["shared_buffers"] = conn.execute("SHOW shared_buffers").fetchone()[0]
         report["segments"] = conn.execute("SELECT count(*) FROM segments").fetchone()[0]
         for name, where in (("year", year), ("quarter", quarter)):
             report[f"segments_in_{name}"] = conn.execute(
@@ -116,13 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         # into memory, as a serving database holds its working set; otherwise the first mode timed
         # pays every page fault and the modes after it look cheaper than they are.
         timed(conn, questions, vectors, "hybrid", SearchOptions())
-        for name, mode, options, filters in [
-            ("hybrid", "hybrid", SearchOptions(), {}),
-            ("hybrid_filtered_year", "hybrid", SearchOptions(), year),
-            ("hybrid_filtered_quarter", "hybrid", SearchOptions(), quarter),
-            ("text", "text", SearchOptions(), {}),
-            ("vector_hnsw", "vector", flat, {}),
-        ]:
+        for name, mode, options, filters in modes:
             lat, _ = timed(conn, questions, vectors, mode, options, **filters)
             report[name] = summary(lat)
         exact_lat, exact = timed(
