@@ -207,6 +207,21 @@ def test_the_embedded_server_starts_with_its_buffer_setting_and_says_when_a_chan
         subprocess.run([CHAFFEE, "db", "stop"], env=env, timeout=60)
 
 
+def test_db_stop_stops_a_running_server_and_starts_none_to_stop(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
+    env["CHAFFEE_HOME"] = str(tmp_path / "home")
+    postmaster_pid = tmp_path / "home" / "pgdata" / "postmaster.pid"
+    try:
+        subprocess.run([sys.executable, "-c", _PROBE], env=env, check=True, timeout=120, capture_output=True)
+        assert postmaster_pid.exists()
+        assert _run_chaffee("db", "stop", env=env).stdout.strip() == "embedded server stopped"
+        assert not postmaster_pid.exists()
+        assert _run_chaffee("db", "stop", env=env).stdout.strip() == "no embedded server to stop"
+        assert not postmaster_pid.exists()
+    finally:
+        subprocess.run([CHAFFEE, "db", "stop"], env=env, timeout=60)
+
+
 def test_an_applied_migration_that_changed_is_refused_naming_the_file(
     empty_database_url: str, tmp_path, monkeypatch
 ):

