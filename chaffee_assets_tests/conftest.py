@@ -40,6 +40,10 @@ def chaffee_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield home
     from chaffee_assets.warehouse.server import stop_embedded_server
 
+    # Loading the project's Dagster instance exports the embedded server's URL as DATABASE_URL into
+    # this process (dagster_instance.py), and with DATABASE_URL set there is no embedded server to
+    # stop: the session's server was left running after every test session.
+    os.environ.pop("DATABASE_URL", None)
     stop_embedded_server()
     for key, value in previous.items():
         if value is None:
