@@ -125,6 +125,13 @@ def test_db_status_reports_migrations_and_row_counts(warehouse_url: str):
     assert "segment_embeddings" in result.stdout
 
 
+def _own_embedded_server(tmp_path: Path) -> dict[str, str]:
+    """An environment whose commands use an embedded server of their own under `tmp_path/home`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
+    env["CHAFFEE_HOME"] = str(tmp_path / "home")
+    return env
+
+
 _PROBE = """
 import json, sys
 from chaffee_assets.warehouse.server import connect, warehouse_url
@@ -135,8 +142,7 @@ print(json.dumps(row))
 
 
 def test_two_processes_asking_at_once_share_one_embedded_server(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
-    env["CHAFFEE_HOME"] = str(tmp_path / "home")
+    env = _own_embedded_server(tmp_path)
     procs = [
         subprocess.Popen([sys.executable, "-c", _PROBE], env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -151,8 +157,7 @@ def test_two_processes_asking_at_once_share_one_embedded_server(tmp_path: Path):
 
 
 def test_the_embedded_server_keeps_its_data_across_restarts(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
-    env["CHAFFEE_HOME"] = str(tmp_path / "home")
+    env = _own_embedded_server(tmp_path)
     write = (
         "from chaffee_assets.warehouse.server import connect\n"
         "with connect() as c: c.execute('CREATE TABLE kept (x int)'); c.execute('INSERT INTO kept VALUES (42)')"
@@ -182,8 +187,7 @@ def test_the_embedded_servers_buffers_are_a_quarter_of_memory_within_bounds(memo
 
 
 def test_the_embedded_server_starts_with_its_buffer_setting_and_says_when_a_change_waits(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
-    env["CHAFFEE_HOME"] = str(tmp_path / "home")
+    env = _own_embedded_server(tmp_path)
     show = "from chaffee_assets.warehouse.server import connect\nwith connect() as c: print(c.execute('SHOW shared_buffers').fetchone()[0])"
 
     def running(setting: str) -> str:
@@ -208,8 +212,7 @@ def test_the_embedded_server_starts_with_its_buffer_setting_and_says_when_a_chan
 
 
 def test_db_stop_stops_a_running_server_and_starts_none_to_stop(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_PG_URL")}
-    env["CHAFFEE_HOME"] = str(tmp_path / "home")
+    env = _own_embedded_server(tmp_path)
     postmaster_pid = tmp_path / "home" / "pgdata" / "postmaster.pid"
     try:
         subprocess.run([sys.executable, "-c", _PROBE], env=env, check=True, timeout=120, capture_output=True)

