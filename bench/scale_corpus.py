@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,8 +55,14 @@ class SyntheticVideo:
     vectors: np.ndarray  # one row per segment
 
 
-def source_blocks(embedder: CachedEmbedder) -> list[list[Block]]:
-    """Each real video of both evaluation libraries as its sequence of embedded ~20 s blocks."""
+def source_blocks(
+    embedder: CachedEmbedder, leave_out: Mapping[str, list[tuple[float, float]]] | None = None
+) -> list[list[Block]]:
+    """Each real video of both evaluation libraries as its sequence of embedded ~20 s blocks.
+
+    `leave_out`: time ranges by video id whose overlapping blocks are dropped (an evaluation's
+    answers, so that their words exist only in their own video)."""
+    leave_out = leave_out or {}
     videos: list[list[tuple[str, float]]] = []
     for library in ("huberman_dev", "huberman_chapters"):
         folder = EVAL / library / "library"
@@ -64,7 +70,14 @@ def source_blocks(embedder: CachedEmbedder) -> list[list[Block]]:
             vid = info.name.removesuffix(".info.json")
             caption = next(p for p in folder.iterdir() if p.name.startswith(f"{vid}.en."))
             cut = segment_cues(read_cues(caption), BLOCK_PARAMS, embedder.count_tokens)
-            videos.append([(s.text, max(s.end_s - s.start_s, 1.0)) for s in cut])
+            ranges = leave_out.get(vid, [])
+            videos.append(
+                [
+                    (s.text, max(s.end_s - s.start_s, 1.0))
+                    for s in cut
+                    if not any(s.start_s <= end and s.end_s >= start for start, end in ranges)
+                ]
+            )
     texts = [text for video in videos for text, _ in video]
     vectors = iter(embedder.encode(texts))
     return [[Block(text, seconds, next(vectors)) for text, seconds in video] for video in videos]
