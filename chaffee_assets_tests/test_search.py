@@ -339,3 +339,92 @@ def test_the_no_match_hint_says_what_is_true(library_url, monkeypatch, capsys, a
     args = _cli().parse_args(argv)
     assert args.handler(args) == 0
     assert capsys.readouterr().out.strip() == expected
+
+
+class _FixedVector:
+    """A query embedder that returns one vector, so the test decides every cosine."""
+
+    def __init__(self, vector: np.ndarray) -> None:
+        self.vector = vector
+
+    def encode_queries(self, texts):
+        return [self.vector for _ in texts]
+
+
+def _walk_library(conn) -> tuple[int, list[str]]:
+    """2 000 segments in 20 videos: 8 published in 2019, 12 in 2024. The question's rare words
+    "aardvark" and "buffalo" are said only in 2019 (450 segments each); "zebra" (500 segments) once
+    in 2024, in segment `target`, whose vector is orthogonal to the question's, and 499 times in 2019.
+    Returns `target` and the 2024 videos."""
+    from chaffee_assets.retrieval import store
+    from chaffee_assets.retrieval.segmenter import Segment
+
+    store.register_model(conn, "all-MiniLM-L6-v2", 384)
+    rng = np.random.default_rng(11)
+    old = [f"old{n:02d}" for n in range(8)]
+    new = [f"new{n:02d}" for n in range(12)]
+    target = None
+    for number, video in enumerate(old + new):
+        published = "2019-06-01" if video in old else "2024-06-01"
+        conn.execute(
+            "INSERT INTO videos (video_id, source, title, published_at, url) VALUES (%s, 'library', %s, %s, 'x')",
+            (video, f"Talk {video}", published),
+        )
+        transcript_id = conn.execute(
+            "INSERT INTO transcripts (video_id, version, source, cues) VALUES (%s, 1, 'library_file', '[]') "
+            "RETURNING transcript_id",
+            (video,),
+        ).fetchone()[0]
+        texts = []
+        for i in range(100):
+            n = 100 * number + i  # 0–799 are the 2019 segments
+            words = [f"filler talk {video}"]
+            words += ["aardvark"] * (n < 450) + ["buffalo"] * (350 <= n < 800) + ["zebra"] * (n < 499)
+            texts.append(" ".join(words))
+        if video == "new05":
+            texts[40] = "the zebra"
+        ids = store.replace_segments(
+            conn, video, transcript_id, [Segment(i, 10.0 * i, 10.0 * i + 10, t) for i, t in enumerate(texts)]
+        )
+        vectors = rng.normal(size=(100, 384)) * 0.1
+        vectors[:, 0] += 1.0  # every segment near the question …
+        if video == "new05":
+            target = ids[40]
+            vectors[40] = np.eye(384)[1]  # … but the target, which only its word can bring
+        store.write_embeddings(conn, "all-MiniLM-L6-v2", list(zip(ids, vectors, strict=True)))
+    conn.commit()
+    return target, new
+
+
+def test_a_filtered_hybrid_walk_reads_the_postings_an_unfiltered_one_would_in_a_library_the_filter_s_size(
+    warehouse_url,
+):
+    """Depth 5 gives an unfiltered walk a budget of 500 postings, counted in whole-library document
+    frequencies. Under a filter the budget is scaled by the inverse of the filter's share: a filter
+    of 12 of 20 videos gets 833, which "aardvark" and "buffalo" (900, all outside it) exhaust before
+    "zebra"; one video's filter gets 10 000 and reaches it. Text mode under a filter walks every
+    informative word, so it finds the 2024 "zebra" whatever the filter's size."""
+    question = _FixedVector(np.eye(384)[0])
+    options = SearchOptions(candidates=1, alpha=0.2)  # depth 5; the words weigh more than the cosine
+    with connect(warehouse_url) as conn:
+        target, new = _walk_library(conn)
+
+        def ids(mode, **filters):
+            hits = search(
+                "aardvark buffalo zebra",
+                5,
+                mode,
+                options=options,
+                conn=conn,
+                embedder=question,
+                reranker="",
+                **filters,
+            )
+            return [h.segment_id for h in hits], {h.video_id for h in hits}
+
+        wide, videos = ids("hybrid", published_from=date(2024, 1, 1))
+        assert len(wide) == 5 and videos <= set(new)
+        assert target not in wide  # the walk stopped at its budget; the vector ranking filled the page
+        assert ids("text", published_from=date(2024, 1, 1))[0] == [target]
+        narrow, _ = ids("hybrid", video_ids=["new05"])
+        assert narrow[0] == target
