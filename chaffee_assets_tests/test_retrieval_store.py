@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import psycopg
 import pytest
 
 from chaffee_assets.retrieval import store
@@ -78,6 +79,23 @@ def test_rewriting_embeddings_upserts_instead_of_duplicating(warehouse_url):
         assert store.write_embeddings(conn, "all-MiniLM-L6-v2", [(i, np.full(384, 0.25)) for i in ids]) == 5
         rows = conn.execute("SELECT embedding FROM segment_embeddings").fetchall()
         assert len(rows) == 5 and all(np.allclose(r[0].to_numpy(), 0.25) for r in rows)
+
+
+def test_a_write_inside_an_open_transaction_writes_only_its_own_rows(warehouse_url):
+    """The staging table empties itself at commit; inside a caller's transaction each write is a
+    savepoint, so a second write must not carry the first one's rows (under its own model)."""
+    with connect(warehouse_url) as conn:
+        ids = store.replace_segments(conn, "-vid1", _video(conn), SEGS)
+        store.register_model(conn, "other-model", 384)
+        conn.execute("SELECT 1")  # a transaction is open from here on
+        assert conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        store.write_embeddings(conn, "all-MiniLM-L6-v2", [(i, np.full(384, 0.5)) for i in ids])
+        store.write_embeddings(conn, "other-model", [(ids[0], np.full(384, 0.25))])
+        conn.commit()
+        by_model = dict(
+            conn.execute("SELECT model, count(*) FROM segment_embeddings GROUP BY model").fetchall()
+        )
+        assert by_model == {"all-MiniLM-L6-v2": 5, "other-model": 1}
 
 
 def test_registering_a_model_creates_its_partial_hnsw_index_once(warehouse_url):

@@ -164,6 +164,9 @@ def write_embeddings(
                 "CREATE TEMP TABLE IF NOT EXISTS _embeddings_in "
                 "(segment_id bigint, embedding vector) ON COMMIT DELETE ROWS"
             )
+            # Inside a caller's open transaction this block is a savepoint and no commit empties
+            # the table: an earlier write's rows would be written again, under this call's model.
+            cur.execute("DELETE FROM _embeddings_in")
             target = "_embeddings_in (segment_id, embedding)"
         else:
             target = "segment_embeddings (segment_id, model, embedding)"
