@@ -65,11 +65,16 @@ DEV_QUESTIONS = EVAL / "huberman_dev" / "questions.jsonl"
 def build(url: str, target: int) -> dict[str, float]:
     """Ingest the dev library through the product, then add distractors up to `target` segments.
 
-    Each step is skipped when its rows are already there, so an interrupted build resumes."""
+    The ingest runs again until every dev video has its segments (it is idempotent, so an
+    interrupted one resumes); the distractors are written once, and an interrupted write of them
+    is refused rather than topped up."""
     figures: dict[str, float] = {}
+    dev_videos = len(list(DEV_LIBRARY.glob("*.info.json")))
     with connect(url, autocommit=True) as conn:
-        real = conn.execute("SELECT count(*) FROM videos WHERE video_id NOT LIKE 'scale%'").fetchone()[0]
-    if real == 0:
+        ingested = conn.execute(
+            "SELECT count(DISTINCT video_id) FROM segments WHERE video_id NOT LIKE 'scale%'"
+        ).fetchone()[0]
+    if ingested < dev_videos:
         t0 = time.perf_counter()
         subprocess.run(
             [str(ROOT / ".venv" / "bin" / "chaffee"), "ingest", "--library", str(DEV_LIBRARY)],
@@ -80,6 +85,11 @@ def build(url: str, target: int) -> dict[str, float]:
     with connect(url, autocommit=True) as conn:
         have = conn.execute("SELECT count(*) FROM segments").fetchone()[0]
         distractors = conn.execute("SELECT count(*) FROM videos WHERE video_id LIKE 'scale%'").fetchone()[0]
+    if distractors and have < target:
+        raise SystemExit(
+            f"the distractors in {HOME} stop at {have} segments, short of {target}: "
+            "delete that folder to build again"
+        )
     if distractors == 0 and have < target:
         answers: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for q in load_questions(DEV_QUESTIONS):
