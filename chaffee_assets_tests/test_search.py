@@ -352,6 +352,20 @@ class _FixedVector:
         return [self.vector for _ in texts]
 
 
+def _video_and_transcript(conn, video_id: str, published: str) -> int:
+    """A video row and an empty transcript for it, as the segments' foreign keys need; returns the
+    transcript's id."""
+    conn.execute(
+        "INSERT INTO videos (video_id, source, title, published_at, url) VALUES (%s, 'library', %s, %s, 'x')",
+        (video_id, f"Talk {video_id}", published),
+    )
+    return conn.execute(
+        "INSERT INTO transcripts (video_id, version, source, cues) VALUES (%s, 1, 'library_file', '[]') "
+        "RETURNING transcript_id",
+        (video_id,),
+    ).fetchone()[0]
+
+
 def _walk_library(conn) -> tuple[int, list[str]]:
     """2 000 segments in 20 videos: 8 published in 2019, 12 in 2024. The question's rare words
     "aardvark" and "buffalo" are said only in 2019 (450 segments each); "zebra" (500 segments) once
@@ -366,16 +380,7 @@ def _walk_library(conn) -> tuple[int, list[str]]:
     new = [f"new{n:02d}" for n in range(12)]
     target = None
     for number, video in enumerate(old + new):
-        published = "2019-06-01" if video in old else "2024-06-01"
-        conn.execute(
-            "INSERT INTO videos (video_id, source, title, published_at, url) VALUES (%s, 'library', %s, %s, 'x')",
-            (video, f"Talk {video}", published),
-        )
-        transcript_id = conn.execute(
-            "INSERT INTO transcripts (video_id, version, source, cues) VALUES (%s, 1, 'library_file', '[]') "
-            "RETURNING transcript_id",
-            (video,),
-        ).fetchone()[0]
+        transcript_id = _video_and_transcript(conn, video, "2019-06-01" if video in old else "2024-06-01")
         texts = []
         for i in range(100):
             n = 100 * number + i  # 0–799 are the 2019 segments
@@ -449,16 +454,7 @@ def test_a_filter_wider_than_the_exact_scan_keeps_its_bounds(warehouse_url):
         # 86 s here, and what is under test is the query's filter, not the index.
         conn.execute(f"DROP INDEX {store.hnsw_index_name('all-MiniLM-L6-v2')}")
         for n, (video, day) in enumerate(published.items()):
-            conn.execute(
-                "INSERT INTO videos (video_id, source, title, published_at, url) "
-                "VALUES (%s, 'library', %s, %s, 'x')",
-                (video, f"Talk {n}", f"{day} 12:00:00+00"),
-            )
-            transcript_id = conn.execute(
-                "INSERT INTO transcripts (video_id, version, source, cues) "
-                "VALUES (%s, 1, 'library_file', '[]') RETURNING transcript_id",
-                (video,),
-            ).fetchone()[0]
+            transcript_id = _video_and_transcript(conn, video, f"{day} 12:00:00+00")
             segments = [Segment(i, 10.0 * i, 10.0 * i + 10, f"talk {i % 50}") for i in range(500)]
             ids = store.replace_segments(conn, video, transcript_id, segments)
             vectors = rng.normal(size=(500, 384))
