@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_load.py --segments 200000
 	$(BIN)/python bench/bench_query.py
 	$(BIN)/python bench/eval_filtered_scale.py
+	$(BIN)/python bench/eval_filtered_scale.py --mode text
 	$(BIN)/python bench/eval_conditions.py run --only dev
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_serve.py

@@ -1,7 +1,8 @@
 """Retrieval under date filters at channel-history scale: the dev questions, their answers among
 200 000 segments.
 
-    python bench/eval_filtered_scale.py [--target 200000] [--questions N] [--json FILE]
+    python bench/eval_filtered_scale.py [--mode hybrid|text] [--baseline 0009] [--target 200000]
+                                        [--questions N] [--json FILE]
 
 At the dev library's own size (5 792 segments) the BM25 walk's posting budget never binds, so that
 library cannot tell whether a search that reads fewer postings loses answers. Here the library is
@@ -16,9 +17,9 @@ Each question is asked three ways: unfiltered, filtered to its answer's publish 
 segments, the exact vector path) and from 2018 on (about 150 000, the HNSW path). Each is scored
 (Recall@5, Recall@10, MRR@10) and timed (p50/p95 ms) for two functions in the same run, question
 by question in turn, after an untimed pass under the same filter: the product's `search_segments`,
-and migration 0008's (the baseline: under a filter its BM25 walk reads every informative lexeme's
-postings, with no budget, and its HNSW path takes a date filter as the filter's videos). The build
-is kept; later runs only evaluate.
+and the one an earlier migration left (`--baseline`, by default the migration before the newest).
+Hybrid mode by default, the product's; `--mode text` asks BM25 alone. The build is kept; later runs
+only evaluate.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".chaffee" / "filtered_scale"
-BASELINE_MIGRATION = ROOT / "chaffee_assets" / "warehouse" / "migrations" / "0008_filter_arrays_unplanned.sql"
-BASELINE_FUNCTION = "search_segments_0008"
+MIGRATIONS = ROOT / "chaffee_assets" / "warehouse" / "migrations"
 MODEL = "all-MiniLM-L6-v2"
 WIDE_FROM = date(2018, 1, 1)
 
@@ -101,43 +101,55 @@ def build(url: str, target: int) -> dict[str, float]:
     return figures
 
 
-def install_baseline(url: str) -> None:
-    """Migration 0008's search function, renamed, beside the product's."""
-    source = BASELINE_MIGRATION.read_text()
+def baseline_migration(prefix: str | None) -> Path:
+    """The migration whose search function is the baseline: `prefix` ("0008"), or the one before the
+    newest."""
+    migrations = sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    if prefix is None:
+        return migrations[-2]
+    chosen = [m for m in migrations if m.name.startswith(f"{prefix}_")]
+    if not chosen or "FUNCTION search_segments(" not in chosen[0].read_text():
+        raise SystemExit(f"no migration {prefix} that defines search_segments in {MIGRATIONS}")
+    return chosen[0]
+
+
+def install_baseline(url: str, migration: Path) -> str:
+    """The migration's search function, renamed, beside the product's; returns its name."""
+    name = f"search_segments_{migration.name[:4]}"
+    source = migration.read_text()
     function = source[source.index("CREATE OR REPLACE FUNCTION search_segments(") :]
-    function = function.replace("FUNCTION search_segments(", f"FUNCTION {BASELINE_FUNCTION}(").replace(
-        "search_segments.model", f"{BASELINE_FUNCTION}.model"
+    function = function.replace("FUNCTION search_segments(", f"FUNCTION {name}(").replace(
+        "search_segments.model", f"{name}.model"
     )
     with connect(url, autocommit=True) as conn:
         conn.execute(function)
-
-
-FUNCTIONS = {"baseline (0008)": BASELINE_FUNCTION, "product": "search_segments"}
+    return name
 
 
 def ask_both(
-    conn, questions, vectors, filters
+    conn, functions: dict[str, str], mode: str, questions, vectors, filters
 ) -> dict[str, tuple[list[int | None], list[float], list[list[int]]]]:
-    """Every question through both functions, hybrid, the product's defaults: ranks, ms and hit ids
-    for each. The two alternate question by question, each going first in turn, so that the
-    machine's drift and what one leaves in the caches weigh on both alike."""
+    """Every question through both functions (label -> SQL function), the product's defaults
+    otherwise: ranks, ms and hit ids for each. The two alternate question by question, each going
+    first in turn, so that the machine's drift and what one leaves in the caches weigh on both
+    alike."""
     calls = {
         label: product_search._SEARCH_SQL.replace("FROM search_segments(", f"FROM {function}(")
-        for label, function in FUNCTIONS.items()
+        for label, function in functions.items()
     }
-    assert calls["baseline (0008)"] != calls["product"]
-    out = {label: ([], [], []) for label in FUNCTIONS}
+    assert len(set(calls.values())) == len(calls)
+    out = {label: ([], [], []) for label in functions}
     saved = product_search._SEARCH_SQL
     try:
         for n, (q, v) in enumerate(zip(questions, vectors, strict=True)):
             published_from, published_to = filters(q)
-            for label in list(FUNCTIONS)[:: 1 if n % 2 == 0 else -1]:
+            for label in list(functions)[:: 1 if n % 2 == 0 else -1]:
                 product_search._SEARCH_SQL = calls[label]
                 t0 = time.perf_counter()
                 hits = product_search.search(
                     q.question,
                     10,
-                    "hybrid",
+                    mode,
                     conn=conn,
                     embedder=_Fixed(v),
                     reranker="",
@@ -159,13 +171,23 @@ def main(argv: list[str] | None = None) -> int:
         "--target", type=int, default=200_000, help="segments in the library (default 200000)"
     )
     parser.add_argument("--questions", type=int, default=0, help="ask only the first N dev questions")
+    parser.add_argument(
+        "--mode", choices=("hybrid", "text"), default="hybrid", help="search mode (default hybrid)"
+    )
+    parser.add_argument(
+        "--baseline",
+        help="migration number whose search_segments is the baseline (default: the one before the newest)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
 
     url = warehouse_url()
     upgrade(url)
     report: dict = {"build": build(url, args.target)}
-    install_baseline(url)
+    migration = baseline_migration(args.baseline)
+    baseline = f"baseline ({migration.name[:4]})"
+    functions = {baseline: install_baseline(url, migration), "product": "search_segments"}
+    report["mode"] = args.mode
     questions = load_questions(DEV_QUESTIONS)
     if args.questions:
         questions = questions[: args.questions]
@@ -192,17 +214,17 @@ def main(argv: list[str] | None = None) -> int:
             # An untimed pass first reads what these searches touch into the buffers, as a serving
             # database holds its working set; timed cold, right after the server started, the
             # first filter's p95 measured 258-347 ms against 41 warm.
-            ask_both(conn, questions, vectors, bounds)
-            answers = ask_both(conn, questions, vectors, bounds)
+            ask_both(conn, functions, args.mode, questions, vectors, bounds)
+            answers = ask_both(conn, functions, args.mode, questions, vectors, bounds)
             row = {
                 label: {**score(ranks), "p50_ms": pct(latencies, 50), "p95_ms": pct(latencies, 95)}
                 for label, (ranks, latencies, _) in answers.items()
             }
             row["lists_changed"] = sum(
-                1 for a, b in zip(answers["baseline (0008)"][2], answers["product"][2], strict=True) if a != b
+                1 for a, b in zip(answers[baseline][2], answers["product"][2], strict=True) if a != b
             )
             # A question's first relevant rank, None (not in the top 10) counted as 11.
-            before, after = ([r or 11 for r in answers[label][0]] for label in FUNCTIONS)
+            before, after = ([r or 11 for r in answers[label][0]] for label in functions)
             row["answer_moved_up"] = sum(1 for b, a in zip(before, after, strict=True) if a < b)
             row["answer_moved_down"] = sum(1 for b, a in zip(before, after, strict=True) if a > b)
             report["filters"][name] = row
@@ -210,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"\n{report['library']['segments']} segments ({report['library']['dev_videos']} dev videos), "
-        f"{len(questions)} dev questions, hybrid, p50/p95 ms\n"
+        f"{len(questions)} dev questions, {args.mode}, p50/p95 ms\n"
     )
     print("| filter | function | Recall@5 | Recall@10 | MRR@10 | p50 / p95 ms |")
     print("|---|---|---|---|---|---|")
     for name, row in report["filters"].items():
-        for label in ("baseline (0008)", "product"):
+        for label in functions:
             m = row[label]
             print(
                 f"| {name} | {label} | {m['recall@5']:.4f} | {m['recall@10']:.4f} | {m['mrr@10']:.4f} "

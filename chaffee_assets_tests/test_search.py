@@ -408,8 +408,8 @@ def test_a_filtered_hybrid_walk_reads_the_postings_an_unfiltered_one_would_in_a_
     """Depth 5 gives an unfiltered walk a budget of 500 postings, counted in whole-library document
     frequencies. Under a filter the budget is scaled by the inverse of the filter's share: a filter
     of 12 of 20 videos gets 833, which "aardvark" and "buffalo" (900, all outside it) exhaust before
-    "zebra"; one video's filter gets 10 000 and reaches it. Text mode under a filter walks every
-    informative word, so it finds the 2024 "zebra" whatever the filter's size."""
+    "zebra"; one video's filter gets 10 000 and reaches it. Text mode's walk, its only source of
+    candidates, reads three times as many: 2 500 under the 12 videos' filter, which reaches "zebra"."""
     question = _FixedVector(np.eye(384)[0])
     options = SearchOptions(candidates=1, alpha=0.2)  # depth 5; the words weigh more than the cosine
     with connect(warehouse_url) as conn:
@@ -434,6 +434,33 @@ def test_a_filtered_hybrid_walk_reads_the_postings_an_unfiltered_one_would_in_a_
         assert ids("text", published_from=date(2024, 1, 1))[0] == [target]
         narrow, _ = ids("hybrid", video_ids=["new05"])
         assert narrow[0] == target
+
+
+def test_a_filtered_text_search_whose_budget_finds_too_few_walks_every_word(warehouse_url):
+    """Depth 1: text mode's walk gets 300 postings unfiltered and 500 under the 2024 filter (12 of 20
+    videos), which "aardvark" and "buffalo" take before "zebra". Unfiltered, their 900 segments are
+    more than the 5 candidates the walk keeps, so it stops there and the best hit is a 2019
+    segment. Under the filter none of their segments is inside it: the walk is redone over every
+    informative word and finds the one 2024 "zebra", the only segment inside the filter that holds
+    a word of the question."""
+    with connect(warehouse_url) as conn:
+        target, new = _walk_library(conn)
+
+        def text_search(**filters):
+            return search(
+                "aardvark buffalo zebra",
+                1,
+                "text",
+                options=SearchOptions(candidates=1),
+                conn=conn,
+                reranker="",
+                **filters,
+            )
+
+        (unfiltered,) = text_search()
+        assert unfiltered.video_id.startswith("old")
+        assert [h.segment_id for h in text_search(published_from=date(2024, 1, 1))] == [target]
+        assert [h.segment_id for h in text_search(video_ids=new)] == [target]
 
 
 def test_a_filter_wider_than_the_exact_scan_keeps_its_bounds(warehouse_url):

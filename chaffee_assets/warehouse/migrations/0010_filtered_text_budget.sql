@@ -1,0 +1,374 @@
+-- Text mode under a filter reads a bounded share of the BM25 postings, and text mode's walk reads
+-- three times what a hybrid one does.
+--
+-- Migration 0009 gave a filtered hybrid search's BM25 walk a posting budget; text mode kept the
+-- unbounded walk under a filter, to keep its k hits, and at 200 000 segments a text search from
+-- 2018 on took p50 113 / p95 208 ms against 29 / 135 unfiltered. Now text mode gets a budget under
+-- a filter too, scaled to the filter's share of the library as the hybrid one is, and when the
+-- budget left lexemes out and the walk found fewer than 5 x depth segments inside the filter, the
+-- walk is redone over every informative lexeme, so k hits still come back whenever k exist.
+--
+-- Text mode's walk is its only source of candidates, so its budget is 300 postings per candidate
+-- of the depth instead of 100. Measured on the 581 dev questions with their answers among
+-- 200 023 segments (bench/eval_filtered_scale.py --mode text, docs/retrieval.md): unfiltered,
+-- Recall@5 0.8985 at 100, 0.9088 at 300 and 0.9157 with no budget; from 2018 on, 0.9036 at 100,
+-- 0.9174 at 300 and 0.9191 unbounded, at p50 38, 59 and 113 ms. Hybrid mode is unchanged.
+
+-- Hybrid search, eighth version: as migration 0009 left it, but text mode's walk has a budget of
+-- 300 postings per candidate, scaled under a filter, and is redone unbounded when it finds too few.
+CREATE OR REPLACE FUNCTION search_segments(
+    query_text          text,
+    query_embedding     vector DEFAULT NULL,
+    k                   integer DEFAULT 10,
+    mode                text DEFAULT 'hybrid',
+    model               text DEFAULT 'all-MiniLM-L6-v2',
+    published_from      date DEFAULT NULL,
+    published_to        date DEFAULT NULL,
+    video_ids           text[] DEFAULT NULL,
+    max_per_video       integer DEFAULT 5,
+    candidates          integer DEFAULT 100,
+    rrf_k               integer DEFAULT 30,
+    vector_weight       double precision DEFAULT 1.0,
+    text_weight         double precision DEFAULT 1.0,
+    exact               boolean DEFAULT false,
+    collapse_overlaps   boolean DEFAULT true,
+    min_similarity      double precision DEFAULT NULL,
+    fusion              text DEFAULT 'convex',
+    alpha               double precision DEFAULT 0.55,
+    bm25_k1             double precision DEFAULT 0.9,
+    bm25_b              double precision DEFAULT 0.4
+) RETURNS TABLE (
+    segment_id      bigint,
+    video_id        text,
+    title           text,
+    published_at    timestamptz,
+    start_s         double precision,
+    end_s           double precision,
+    text            text,
+    link            text,
+    score           double precision,
+    vector_rank     integer,
+    text_rank       integer,
+    similarity      double precision,
+    text_score      double precision,
+    weak            boolean
+)
+LANGUAGE plpgsql VOLATILE
+-- Scoped to the function: the settings it changes are restored when it returns.
+SET hnsw.ef_search = 100
+SET hnsw.iterative_scan = 'relaxed_order'
+AS $fn$
+DECLARE
+    dims            integer;
+    floor_sim       double precision := min_similarity;
+    -- The filter's segments, ascending, when few enough to rank exactly (NULL otherwise).
+    allowed_segments bigint[];
+    filtered        boolean := published_from IS NOT NULL OR published_to IS NOT NULL OR video_ids IS NOT NULL;
+    -- The videos a filter allows, resolved once: both rankings then test `video_id = ANY(...)`,
+    -- which the BM25 walk answers inside the postings' index (the video is in its key) and the
+    -- vector ranking by the videos' segments, instead of looking each candidate's video up.
+    allowed         text[];
+    depth           integer := greatest(candidates, k);
+    vec_sql         text := 'SELECT NULL::bigint AS segment_id, NULL::text AS video_id, NULL::bigint AS rnk, NULL::double precision AS dist WHERE false';
+    txt_sql         text := 'SELECT NULL::bigint AS segment_id, NULL::bigint AS rnk, NULL::double precision AS bm25 WHERE false';
+    -- The vector ranking's rows carry their cosine distance: convex fusion needs the score.
+    
+    -- Postings the BM25 candidate walk may read before it stops adding lexemes (see below), per
+    -- candidate of the depth: text mode's walk is its only source of candidates, so it reads three
+    -- times what a hybrid one does. A filtered search's budget is set once the filter's size is known.
+    postings_per_candidate integer := CASE WHEN mode = 'text' THEN 300 ELSE 100 END;
+    posting_budget  bigint := CASE WHEN filtered THEN NULL ELSE postings_per_candidate * greatest(candidates, k) END;
+BEGIN
+    IF mode IS NULL OR mode NOT IN ('hybrid', 'vector', 'text') THEN
+        RAISE EXCEPTION 'search mode must be hybrid, vector or text, not %', mode USING ERRCODE = '22023';
+    END IF;
+    IF k IS NULL OR k < 1 THEN
+        RAISE EXCEPTION 'k must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    IF fusion IS NULL OR fusion NOT IN ('convex', 'rrf') THEN
+        RAISE EXCEPTION 'fusion must be convex or rrf, not %', fusion USING ERRCODE = '22023';
+    END IF;
+    IF alpha IS NULL OR alpha < 0 OR alpha > 1 THEN
+        RAISE EXCEPTION 'alpha must be between 0 and 1' USING ERRCODE = '22023';
+    END IF;
+    IF bm25_k1 IS NULL OR bm25_k1 < 0 OR bm25_b IS NULL OR bm25_b < 0 OR bm25_b > 1 THEN
+        RAISE EXCEPTION 'bm25_k1 must be at least 0 and bm25_b between 0 and 1' USING ERRCODE = '22023';
+    END IF;
+
+    IF query_embedding IS NOT NULL OR mode IN ('hybrid', 'vector') THEN
+        IF query_embedding IS NULL THEN
+            RAISE EXCEPTION 'mode % needs query_embedding', mode USING ERRCODE = '22023';
+        END IF;
+        SELECT m.dimensions, coalesce(floor_sim, m.min_similarity) INTO dims, floor_sim
+        FROM embedding_models m WHERE m.model = search_segments.model;
+        IF dims IS NULL THEN
+            RAISE EXCEPTION 'embedding model % is not registered', search_segments.model USING ERRCODE = '22023';
+        END IF;
+        IF vector_dims(query_embedding) <> dims THEN
+            RAISE EXCEPTION 'query embedding has % dimensions, model % has %',
+                vector_dims(query_embedding), search_segments.model, dims USING ERRCODE = '22023';
+        END IF;
+    END IF;
+
+    IF filtered THEN
+        SELECT coalesce(array_agg(v.video_id), '{}') INTO allowed
+        FROM videos v
+        WHERE (published_from IS NULL OR v.partition_date >= published_from)
+          AND (published_to IS NULL OR v.partition_date <= published_to)
+          AND (video_ids IS NULL OR v.video_id = ANY(video_ids));
+    END IF;
+
+    IF mode IN ('hybrid', 'vector') THEN
+        -- Twice the depth: on a library of near-duplicate passages ef_search = depth (100) found
+        -- 0.62 of the exact top 10, 200 found 0.71, for about 3 ms more a question.
+        PERFORM set_config('hnsw.ef_search', least(greatest(2 * depth, 40), 1000)::text, true);
+        IF filtered THEN
+            -- A selective filter leaves HNSW few neighbours to find; scanning the filtered rows
+            -- exactly is then both cheaper and complete, so k hits come back whenever k exist.
+            -- One past the limit is enough to know the filter is too wide for that, so a wide
+            -- filter stops reading early.
+            allowed_segments := ARRAY(
+                SELECT s.segment_id FROM segments s WHERE s.video_id = ANY(allowed)
+                LIMIT CASE WHEN exact THEN NULL ELSE 20001 END);
+            IF exact OR cardinality(allowed_segments) <= 20000 THEN
+                exact := true;
+            ELSE
+                allowed_segments := NULL;
+            END IF;
+        END IF;
+        IF allowed_segments IS NOT NULL THEN
+            -- Exact over the filter's vectors. The ids are one array, which the B-tree sorts and
+            -- then walks in order: one scan of the primary key steps from each id to the next
+            -- instead of descending the index once per segment. Only the nearest `depth` are
+            -- looked up for their video. The ids are passed through a sub-select so that the
+            -- planner sees one value, not 20 000 to estimate one by one.
+            vec_sql := format(
+                $q$
+                SELECT nearest.segment_id, s.video_id, row_number() OVER (ORDER BY nearest.dist) AS rnk, nearest.dist
+                FROM (
+                    SELECT e.segment_id, e.embedding <=> $1 AS dist
+                    FROM segment_embeddings e
+                    WHERE e.model = %L AND e.segment_id = ANY((SELECT $20)::bigint[])
+                    ORDER BY dist
+                    LIMIT $5
+                ) nearest
+                JOIN segments s ON s.segment_id = nearest.segment_id
+                $q$,
+                search_segments.model);
+        ELSE
+            -- The cast to the model's dimension and the model literal must appear in the query
+            -- text for the planner to match the model's partial HNSW index; the exact path orders
+            -- by the uncast column, which no index matches. A date filter reaches this path as
+            -- its dates, not as its videos: planning `video_id = ANY(<2 600 videos>)` took 7-11 ms,
+            -- and the array hidden in a sub-select made the planner leave HNSW for an exact scan.
+            vec_sql := format(
+                $q$
+                SELECT segment_id, video_id, row_number() OVER (ORDER BY dist) AS rnk, dist
+                FROM (
+                    SELECT e.segment_id, s.video_id, %1$s AS dist
+                    FROM segment_embeddings e
+                    JOIN segments s ON s.segment_id = e.segment_id
+                    WHERE e.model = %2$L
+                      %3$s
+                    ORDER BY %1$s
+                    LIMIT $5
+                ) nearest
+                $q$,
+                CASE WHEN exact THEN 'e.embedding <=> $1'
+                     ELSE format('e.embedding::vector(%s) <=> $1::vector(%s)', dims, dims) END,
+                search_segments.model,
+                CASE
+                    WHEN NOT filtered THEN ''
+                    WHEN video_ids IS NOT NULL THEN 'AND s.video_id = ANY($4)'
+                    ELSE 'AND EXISTS (SELECT 1 FROM videos v WHERE v.video_id = s.video_id'
+                         || CASE WHEN published_from IS NOT NULL THEN ' AND v.partition_date >= $2' ELSE '' END
+                         || CASE WHEN published_to IS NOT NULL THEN ' AND v.partition_date <= $3' ELSE '' END
+                         || ')'
+                END);
+        END IF;
+    END IF;
+
+    IF filtered AND mode IN ('hybrid', 'text') AND cardinality(allowed) > 0 THEN
+        -- The budget is counted in postings of the whole library (the lexemes' document
+        -- frequencies), so it is scaled up by the inverse of the filter's share: the walk then reads
+        -- about as many postings inside the filter as an unfiltered search reads in a library of the
+        -- filter's size. In hybrid mode the vector ranking brings k candidates from inside the
+        -- filter whatever the walk finds; in text mode a walk that finds too few is redone without
+        -- the budget (below). The share is the filter's segments when the exact path counted them,
+        -- else its videos'.
+        posting_budget := CASE
+            WHEN allowed_segments IS NOT NULL THEN
+                postings_per_candidate * depth * (SELECT t.segments FROM segment_text_totals t)
+                    / greatest(cardinality(allowed_segments), 1)
+            ELSE
+                postings_per_candidate * depth * (SELECT count(*) FROM videos) / cardinality(allowed)
+        END;
+    END IF;
+
+    IF mode IN ('hybrid', 'text') THEN
+        -- BM25 (length = the segment's words): rare words weigh more than common ones, which
+        -- ts_rank cannot do. k1 0.9 and b 0.4 are the passage-retrieval defaults of Anserini
+        -- (Lucene), taken as published, not tuned here: segments are near-equal windows, so
+        -- length matters less than in whole documents (docs/retrieval.md). Two stages: candidates, then exact BM25 over
+        -- every query lexeme for each candidate (term frequency = the lexeme's position count).
+        -- Every candidate is returned with its rank: the ranking is its best `depth`, and convex
+        -- fusion reads the BM25 of the vector ranking's candidates from the rest.
+        --
+        -- Candidates are the segments holding the question's informative lexemes (in at most a
+        -- quarter of all segments), walked rarest first until the postings walked reach a budget,
+        -- best 5 x depth by summed IDF; in hybrid mode, plus the vector ranking's candidates.
+        -- Postings come from `segment_postings` by index-only scans (the GIN index would make every
+        -- posting a heap fetch of its segment). The rarest lexemes carry most of the BM25 weight,
+        -- and a segment holding only common ones scores below the candidates the rare ones find.
+        txt_sql := format($q$
+            WITH qt AS MATERIALIZED (
+                SELECT q.lexeme,
+                       coalesce(l.segments, 0) AS df,
+                       ln(1 + (tot.segments - coalesce(l.segments, 0) + 0.5)::double precision / (coalesce(l.segments, 0) + 0.5)) AS idf,
+                       greatest(tot.words::double precision / nullif(tot.segments, 0), 1) AS avglen,
+                       tot.segments AS n
+                FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', $6))) AS lexeme) q
+                CROSS JOIN segment_text_totals tot
+                LEFT JOIN segment_lexemes l ON l.lexeme = q.lexeme
+            ),
+            informative AS (
+                SELECT * FROM qt WHERE df <= greatest(n / 4, 1)
+                UNION ALL  -- a question of only common words still gets candidates
+                SELECT * FROM qt WHERE NOT EXISTS (SELECT 1 FROM qt WHERE df <= greatest(n / 4, 1))
+            ),
+            walked AS MATERIALIZED (
+                SELECT lexeme, idf FROM (
+                    SELECT i.lexeme, i.idf,
+                           coalesce(sum(i.df) OVER (ORDER BY i.df, i.lexeme
+                                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                    FROM informative i
+                    WHERE i.df > 0
+                ) w
+                WHERE $13::bigint IS NULL OR before < $13  -- the rarest lexeme is always walked
+            ),
+            walk AS (
+                SELECT p.segment_id, min(p.video_id) AS video_id
+                FROM walked i
+                JOIN segment_postings p ON p.lexeme = i.lexeme
+                %1$s
+                GROUP BY p.segment_id
+                ORDER BY sum(i.idf) DESC, p.segment_id
+                LIMIT 5 * $5
+            ),
+            -- Text mode has no other candidates, so where the budget left lexemes out and the walk
+            -- found fewer than 5 x depth segments (a filter that holds few of the rare lexemes'
+            -- segments), every informative lexeme is walked: k hits come back whenever k exist.
+            -- The conditions hold no column, so the planner tests them once, before any posting.
+            rewalk AS (
+                SELECT p.segment_id, min(p.video_id) AS video_id
+                FROM informative i
+                JOIN segment_postings p ON p.lexeme = i.lexeme
+                %1$s
+                WHERE $16 = 'text' AND i.df > 0
+                  AND (SELECT count(*) FROM walk) < 5 * $5
+                  AND (SELECT count(*) FROM walked) < (SELECT count(*) FROM informative WHERE df > 0)
+                GROUP BY p.segment_id
+                ORDER BY sum(i.idf) DESC, p.segment_id
+                LIMIT 5 * $5
+            ),
+            pool AS MATERIALIZED (  -- vec is empty unless the mode is hybrid
+                SELECT segment_id, video_id FROM walk WHERE NOT EXISTS (SELECT 1 FROM rewalk)
+                UNION
+                SELECT segment_id, video_id FROM rewalk
+                UNION
+                SELECT segment_id, video_id FROM vec
+            )
+            SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk, r AS bm25
+            FROM (
+                SELECT p.segment_id,
+                       sum(qt.idf * (p.tf * ($18 + 1)) / (p.tf + $18 * (1 - $19 + $19 * p.words / qt.avglen))) AS r
+                FROM qt
+                -- One index-only scan per question lexeme, skipping through its postings to the
+                -- pool's videos and segments; a posting carries all BM25 needs (tf, words).
+                JOIN segment_postings p ON p.lexeme = qt.lexeme
+                     AND p.video_id = ANY(ARRAY(SELECT DISTINCT video_id FROM pool))
+                     AND p.segment_id = ANY(ARRAY(SELECT segment_id FROM pool))
+                GROUP BY p.segment_id
+            ) ranked
+        $q$,
+            -- Unfiltered, the walk reads nothing but the postings' index. Filtered, the videos
+            -- reach it through a sub-select for the same reason as the vector ranking's ids.
+            CASE WHEN filtered THEN 'AND p.video_id = ANY((SELECT $4)::text[])' ELSE '' END);
+    END IF;
+
+    RETURN QUERY EXECUTE format(
+        $q$
+        WITH vec AS MATERIALIZED (%s),
+        txt AS MATERIALIZED (%s),
+        candidate AS (
+            SELECT segment_id FROM vec
+            UNION
+            SELECT segment_id FROM txt WHERE rnk <= $5
+        ),
+        -- Both scores for every candidate of either ranking: the question's cosine (exact, from
+        -- the stored vector) and its BM25 (0 when the segment holds none of its words).
+        scored AS (
+            SELECT c.segment_id, vec.rnk AS vector_rank, txt.rnk AS text_rank, txt.bm25,
+                   CASE WHEN vec.segment_id IS NOT NULL THEN 1 - vec.dist
+                        WHEN $1 IS NOT NULL THEN
+                            (SELECT 1 - (e.embedding <=> $1) FROM segment_embeddings e
+                             WHERE e.segment_id = c.segment_id AND e.model = %L)
+                   END AS similarity
+            FROM candidate c
+            LEFT JOIN vec ON vec.segment_id = c.segment_id
+            LEFT JOIN txt ON txt.segment_id = c.segment_id
+        ),
+        fused AS (
+            SELECT sc.*,
+                   CASE
+                       WHEN $16 = 'vector' THEN sc.similarity
+                       WHEN $16 = 'text' THEN sc.bm25
+                       WHEN $17 = 'rrf' THEN
+                           coalesce($8 / ($7 + sc.vector_rank), 0)
+                           + coalesce($9 / ($7 + CASE WHEN sc.text_rank <= $5 THEN sc.text_rank END), 0)
+                       -- Convex: alpha x cosine min-max normalised over the candidates, plus
+                       -- (1 - alpha) x BM25 over the best BM25 (a lone candidate counts as best).
+                       ELSE $15 * coalesce((sc.similarity - min(sc.similarity) OVER ())
+                                           / nullif(max(sc.similarity) OVER () - min(sc.similarity) OVER (), 0), 1)
+                            + (1 - $15) * coalesce(sc.bm25 / nullif(max(sc.bm25) OVER (), 0), 0)
+                   END AS score
+            FROM scored sc
+        ),
+        joined AS (
+            SELECT f.*, s.video_id, s.start_s, s.end_s, s.text
+            FROM fused f JOIN segments s ON s.segment_id = f.segment_id
+        ),
+        -- Overlapping segments of one passage would fill the page with the same words: keep the
+        -- best-scored one of each overlapping group.
+        distinct_passages AS (
+            SELECT j.* FROM joined j
+            WHERE NOT $12 OR NOT EXISTS (
+                SELECT 1 FROM joined o
+                WHERE o.video_id = j.video_id
+                  AND o.start_s < j.end_s AND o.end_s > j.start_s
+                  AND (o.score > j.score OR (o.score = j.score AND o.segment_id < j.segment_id)))
+        ),
+        placed AS (
+            SELECT d.*, row_number() OVER (PARTITION BY d.video_id ORDER BY d.score DESC, d.segment_id) AS in_video
+            FROM distinct_passages d
+        ),
+        page AS (
+            SELECT p.* FROM placed p
+            WHERE $10::integer IS NULL OR p.in_video <= $10
+            ORDER BY p.score DESC, p.segment_id
+            LIMIT $11
+        )
+        SELECT p.segment_id, p.video_id, v.title, v.published_at, p.start_s, p.end_s, p.text,
+               'https://www.youtube.com/watch?v=' || p.video_id || '&t=' || floor(p.start_s)::bigint || 's',
+               p.score::double precision, p.vector_rank::integer,
+               CASE WHEN p.text_rank <= $5 THEN p.text_rank::integer END,
+               p.similarity, p.bm25, p.similarity < $14
+        FROM page p
+        JOIN videos v ON v.video_id = p.video_id
+        ORDER BY p.score DESC, p.segment_id
+        $q$, vec_sql, txt_sql, search_segments.model)
+    USING query_embedding, published_from, published_to, allowed, depth, query_text,
+          rrf_k::double precision, vector_weight, text_weight, max_per_video, k, collapse_overlaps,
+          posting_budget, floor_sim, alpha, mode, fusion, bm25_k1, bm25_b, allowed_segments;
+END
+$fn$;
