@@ -2,17 +2,18 @@
 -- three times what a hybrid one does.
 --
 -- Migration 0009 gave a filtered hybrid search's BM25 walk a posting budget; text mode kept the
--- unbounded walk under a filter, to keep its k hits, and at 200 000 segments a text search from
--- 2018 on took p50 113 / p95 208 ms against 29 / 135 unfiltered. Now text mode gets a budget under
+-- unbounded walk under a filter, to keep its k hits, and at 200 023 segments a text search from
+-- 2018 on took p50 93 / p95 177 ms against 23 / 36 unfiltered. Now text mode gets a budget under
 -- a filter too, scaled to the filter's share of the library as the hybrid one is, and when the
 -- budget left lexemes out and the walk found fewer than 5 x depth segments inside the filter, the
 -- walk is redone over every informative lexeme, so k hits still come back whenever k exist.
 --
 -- Text mode's walk is its only source of candidates, so its budget is 300 postings per candidate
--- of the depth instead of 100. Measured on the 581 dev questions with their answers among
--- 200 023 segments (bench/eval_filtered_scale.py --mode text, docs/retrieval.md): unfiltered,
--- Recall@5 0.8985 at 100, 0.9088 at 300 and 0.9157 with no budget; from 2018 on, 0.9036 at 100,
--- 0.9174 at 300 and 0.9191 unbounded, at p50 38, 59 and 113 ms. Hybrid mode is unchanged.
+-- of the depth instead of 100. On the 581 dev questions with their answers among 200 023 segments
+-- (bench/eval_filtered_scale.py --mode text, docs/retrieval.md), text Recall@5 at 100 / 300 /
+-- no budget: unfiltered 0.8985 / 0.9088 / 0.9157, from 2018 on 0.9036 / 0.9174 / 0.9191. Against
+-- 0009 in one run: unfiltered p50/p95 23/36 -> 40/58 ms, from 2018 on 93/177 -> 47/71 ms, under
+-- the answer's year the same scores and times. Hybrid mode is unchanged: the same lists.
 
 -- Hybrid search, eighth version: as migration 0009 left it, but text mode's walk has a budget of
 -- 300 postings per candidate, scaled under a filter, and is redone unbounded when it finds too few.
