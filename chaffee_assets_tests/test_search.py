@@ -437,12 +437,12 @@ def test_a_filtered_hybrid_walk_reads_the_postings_an_unfiltered_one_would_in_a_
 
 
 def test_a_filtered_text_search_whose_budget_finds_too_few_walks_every_word(warehouse_url):
-    """Depth 1: text mode's walk gets 300 postings unfiltered and 500 under the 2024 filter (12 of 20
-    videos), which "aardvark" and "buffalo" take before "zebra". Unfiltered, their 900 segments are
-    more than the 5 candidates the walk keeps, so it stops there and the best hit is a 2019
-    segment. Under the filter none of their segments is inside it: the walk is redone over every
-    informative word and finds the one 2024 "zebra", the only segment inside the filter that holds
-    a word of the question."""
+    """Depth 1, so the walk keeps 5 candidates. Under the 2024 filter (12 of 20 videos) text mode's
+    budget is 500 postings, which "aardvark" and "buffalo" (450 segments each) take before "zebra",
+    and none of their segments is inside the filter: the budgeted walk finds nothing there. It is
+    redone over every informative word and finds the one 2024 "zebra", the only segment inside the
+    filter that holds a word of the question; without the second walk the page is empty.
+    Unfiltered, the best hit is a 2019 segment that holds all three words."""
     with connect(warehouse_url) as conn:
         target, new = _walk_library(conn)
 
