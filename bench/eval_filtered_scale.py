@@ -17,9 +17,9 @@ Each question is asked three ways: unfiltered, filtered to its answer's publish 
 segments, the exact vector path) and from 2018 on (about 150 000, the HNSW path). Each is scored
 (Recall@5, Recall@10, MRR@10) and timed (p50/p95 ms) for two functions in the same run, question
 by question in turn, after an untimed pass under the same filter: the product's `search_segments`,
-and the one an earlier migration left (`--baseline`, by default the migration before the newest).
-Hybrid mode by default, the product's; `--mode text` asks BM25 alone. The build is kept; later runs
-only evaluate.
+and the one an earlier migration defined (`--baseline`, by default the definition before the
+newest). Hybrid mode by default, the product's; `--mode text` asks BM25 alone. The build is kept;
+later runs only evaluate.
 """
 
 from __future__ import annotations
@@ -102,14 +102,18 @@ def build(url: str, target: int) -> dict[str, float]:
 
 
 def baseline_migration(prefix: str | None) -> Path:
-    """The migration whose search function is the baseline: `prefix` ("0008"), or the one before the
-    newest."""
-    migrations = sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
-    if prefix is None:
-        return migrations[-2]
-    chosen = [m for m in migrations if m.name.startswith(f"{prefix}_")]
-    if not chosen or "FUNCTION search_segments(" not in chosen[0].read_text():
-        raise SystemExit(f"no migration {prefix} that defines search_segments in {MIGRATIONS}")
+    """The migration whose search function is the baseline: `prefix` ("0008"), or by default the
+    one that defined the function before the newest definition."""
+    defining = [
+        m
+        for m in sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        if "FUNCTION search_segments(" in m.read_text()
+    ]
+    chosen = defining[-2:-1] if prefix is None else [m for m in defining if m.name.startswith(f"{prefix}_")]
+    if not chosen:
+        raise SystemExit(
+            f"no migration {prefix or 'before the newest'} defines search_segments in {MIGRATIONS}"
+        )
     return chosen[0]
 
 
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--baseline",
-        help="migration number whose search_segments is the baseline (default: the one before the newest)",
+        help="migration number whose search_segments is the baseline (default: the definition before the newest)",
     )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
