@@ -1,8 +1,8 @@
 """Retrieval under date filters at channel-history scale: the dev questions, their answers among
 200 000 segments.
 
-    python bench/eval_filtered_scale.py [--mode hybrid|text] [--baseline 0009] [--target 200000]
-                                        [--questions N] [--json FILE]
+    python bench/eval_filtered_scale.py [--mode hybrid|text] [--baseline 0009|FILE.sql]
+                                        [--target 200000] [--questions N] [--json FILE]
 
 At the dev library's own size (5 792 segments) the BM25 walk's posting budget never binds, so that
 library cannot tell whether a search that reads fewer postings loses answers. Here the library is
@@ -17,8 +17,9 @@ Each question is asked three ways: unfiltered, filtered to its answer's publish 
 segments, the exact vector path) and from 2018 on (about 150 000, the HNSW path). Each is scored
 (Recall@5, Recall@10, MRR@10) and timed (p50/p95 ms) for two functions in the same run, question
 by question in turn, after an untimed pass under the same filter: the product's `search_segments`,
-and the one an earlier migration defined (`--baseline`, by default the definition before the
-newest). Hybrid mode by default, the product's; `--mode text` asks BM25 alone. The build is kept;
+and an earlier one (`--baseline`): the one a numbered migration defined, by default the last of them,
+or a file holding an earlier text of `definitions/search_segments.sql` (for example from `git show
+REV:chaffee_assets/warehouse/definitions/search_segments.sql`). Hybrid mode by default, the product's; `--mode text` asks BM25 alone. The build is kept;
 later runs only evaluate.
 """
 
@@ -36,7 +37,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".chaffee" / "filtered_scale"
-MIGRATIONS = ROOT / "chaffee_assets" / "warehouse" / "migrations"
 MODEL = "all-MiniLM-L6-v2"
 WIDE_FROM = date(2018, 1, 1)
 
@@ -55,7 +55,7 @@ from scale_corpus import load_through_product, source_blocks, synthetic_videos  
 import chaffee_assets.search as product_search  # noqa: E402
 from chaffee_assets.retrieval.evaluation import first_relevant_rank, load_questions, score  # noqa: E402
 from chaffee_assets.warehouse import connect  # noqa: E402
-from chaffee_assets.warehouse.migrate import upgrade  # noqa: E402
+from chaffee_assets.warehouse.migrate import MIGRATIONS_DIR, available_migrations, upgrade  # noqa: E402
 from chaffee_assets.warehouse.server import warehouse_url  # noqa: E402
 
 DEV_LIBRARY = EVAL / "huberman_dev" / "library"
@@ -101,26 +101,24 @@ def build(url: str, target: int) -> dict[str, float]:
     return figures
 
 
-def baseline_migration(prefix: str | None) -> Path:
-    """The migration whose search function is the baseline: `prefix` ("0008"), or by default the
-    one that defined the function before the newest definition."""
-    defining = [
-        m
-        for m in sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
-        if "FUNCTION search_segments(" in m.read_text()
-    ]
-    chosen = defining[-2:-1] if prefix is None else [m for m in defining if m.name.startswith(f"{prefix}_")]
+def baseline_source(baseline: str | None) -> Path:
+    """The file whose `search_segments` is the baseline: a numbered migration (`baseline` "0008";
+    by default the last one that defines the function) or a path to an earlier definition."""
+    if baseline and Path(baseline).is_file():
+        return Path(baseline)
+    defining = [m for m in available_migrations() if "FUNCTION search_segments(" in m.sql]
+    chosen = defining[-1:] if baseline is None else [m for m in defining if f"{m.version:04d}" == baseline]
     if not chosen:
         raise SystemExit(
-            f"no migration {prefix or 'before the newest'} defines search_segments in {MIGRATIONS}"
+            f"{baseline} is neither a file nor a migration that defines search_segments in {MIGRATIONS_DIR}"
         )
-    return chosen[0]
+    return chosen[0].path
 
 
-def install_baseline(url: str, migration: Path) -> str:
-    """The migration's search function, renamed, beside the product's; returns its name."""
-    name = f"search_segments_{migration.name[:4]}"
-    source = migration.read_text()
+def install_baseline(url: str, source_file: Path) -> str:
+    """The file's search function, renamed, beside the product's; returns its name."""
+    name = "search_segments_baseline"
+    source = source_file.read_text()
     function = source[source.index("CREATE OR REPLACE FUNCTION search_segments(") :]
     function = function.replace("FUNCTION search_segments(", f"FUNCTION {name}(").replace(
         "search_segments.model", f"{name}.model"
@@ -180,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--baseline",
-        help="migration number whose search_segments is the baseline (default: the definition before the newest)",
+        help="the baseline's search_segments: a migration number (default: the last that defines it) or a .sql file",
     )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
@@ -188,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     url = warehouse_url()
     upgrade(url)
     report: dict = {"build": build(url, args.target)}
-    migration = baseline_migration(args.baseline)
-    baseline = f"baseline ({migration.name[:4]})"
-    functions = {baseline: install_baseline(url, migration), "product": "search_segments"}
+    source = baseline_source(args.baseline)
+    baseline = f"baseline ({source.stem})"
+    functions = {baseline: install_baseline(url, source), "product": "search_segments"}
     report["mode"] = args.mode
     questions = load_questions(DEV_QUESTIONS)
     if args.questions:

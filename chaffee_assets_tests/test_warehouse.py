@@ -26,6 +26,39 @@ def test_migrations_apply_to_an_empty_database_and_a_second_upgrade_is_a_no_op(e
     assert recorded == len(available_migrations())
 
 
+def test_a_definition_is_applied_after_the_migrations_and_again_only_when_its_file_changes(
+    empty_database_url: str, tmp_path, monkeypatch
+):
+    """search_segments is defined by `definitions/search_segments.sql`, not by the last migration
+    that restated it: an empty database gets the file's text, an unchanged file is not applied
+    again, and an edited one replaces the function at the next upgrade."""
+    from chaffee_assets.warehouse import migrate
+
+    def function_text() -> str:
+        with psycopg.connect(empty_database_url) as conn:
+            return conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'search_segments'").fetchone()[0]
+
+    (definition,) = migrate.available_definitions()
+    applied, defined = migrate.upgrade_and_define(empty_database_url)
+    assert applied and defined == [definition]
+    assert function_text() in definition.sql
+    assert migrate.upgrade_and_define(empty_database_url) == ([], [])
+
+    edited = tmp_path / "definitions"
+    edited.mkdir()
+    text = definition.sql.replace("THEN 300 ELSE 100", "THEN 301 ELSE 100")
+    assert text != definition.sql
+    (edited / definition.path.name).write_text(text)
+    monkeypatch.setattr(migrate, "DEFINITIONS_DIR", edited)
+    assert [d.name for d in migrate.upgrade_and_define(empty_database_url)[1]] == ["search_segments"]
+    assert "THEN 301 ELSE 100" in function_text()
+    with psycopg.connect(empty_database_url) as conn:
+        recorded = conn.execute(
+            "SELECT checksum FROM schema_definitions WHERE name = 'search_segments'"
+        ).fetchone()
+    assert recorded == (migrate.available_definitions()[0].checksum,)
+
+
 def test_upgrade_creates_pgvector_indexes_and_views(warehouse_url: str):
     with psycopg.connect(warehouse_url) as conn:
         assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
@@ -123,6 +156,8 @@ def test_db_status_reports_migrations_and_row_counts(warehouse_url: str):
     assert result.returncode == 0, result.stderr
     assert "0001_initial.sql" in result.stdout and "applied" in result.stdout
     assert "segment_embeddings" in result.stdout
+    definitions = result.stdout.split("definitions:\n", 1)[1].splitlines()[0].split()
+    assert definitions == ["search_segments.sql", "applied"]
 
 
 def _own_embedded_server(tmp_path: Path) -> dict[str, str]:

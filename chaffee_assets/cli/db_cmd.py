@@ -40,22 +40,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    from chaffee_assets.warehouse.migrate import upgrade
+    from chaffee_assets.warehouse.migrate import upgrade_and_define
     from chaffee_assets.warehouse.server import redact, warehouse_url
 
     url = warehouse_url()
-    applied = upgrade(url)
-    if applied:
-        for migration in applied:
-            print(f"applied {migration.path.name}")
-    else:
+    applied, defined = upgrade_and_define(url)
+    for migration in applied:
+        print(f"applied {migration.path.name}")
+    for definition in defined:
+        print(f"defined {definition.path.name}")
+    if not applied and not defined:
         print("schema is up to date")
     print(f"warehouse: {redact(url)}")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    from chaffee_assets.warehouse.migrate import available_migrations
+    from chaffee_assets.warehouse.migrate import (
+        applied_definitions,
+        available_definitions,
+        available_migrations,
+    )
     from chaffee_assets.warehouse.server import connect, redact, uses_embedded_server, warehouse_url
 
     url = warehouse_url()
@@ -88,6 +93,16 @@ def _status(args: argparse.Namespace) -> int:
             else:
                 mark = "applied"
             print(f"  {migration.path.name:<32} {mark}")
+        recorded = applied_definitions(conn)
+        print("definitions:")
+        for definition in available_definitions():
+            if definition.name not in recorded:
+                mark = "PENDING"
+            elif recorded[definition.name] != definition.checksum:
+                mark = "changed: applied at the next upgrade"
+            else:
+                mark = "applied"
+            print(f"  {definition.path.name:<32} {mark}")
         if applied:
             print("rows:")
             for table in TABLES:

@@ -7,6 +7,12 @@ once), so a migration is never applied twice.
 An applied migration is never edited: schema changes ship as a new numbered file. Every upgrade
 compares the recorded checksums with the files and refuses to go on when an applied file changed,
 since the database would silently disagree with what the file now says.
+
+Definitions (`definitions/*.sql`) are the other kind: objects that PostgreSQL can only replace whole,
+such as the `search_segments` function. Each file holds the object's current text and is applied
+after the numbered migrations whenever it differs from what the database last recorded in
+`schema_definitions`, so changing the function is an edit of one file, not a new migration that
+restates it. The function's earlier versions are in the numbered migrations that created it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import psycopg
 from chaffee_assets.warehouse.server import WarehouseError, connect, register_vector_types, warehouse_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+DEFINITIONS_DIR = Path(__file__).parent / "definitions"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _ADVISORY_LOCK_KEY = 0x43484146  # "CHAF": any constant shared by every upgrader
 
@@ -34,11 +41,18 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )
 """
 
+_CREATE_DEFINITIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_definitions (
+    name        text PRIMARY KEY,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+"""
 
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
+
+class _SqlFile:
+    """A file of SQL: its text and the checksum recorded when it is applied."""
+
     path: Path
 
     @property
@@ -49,6 +63,21 @@ class Migration:
     def checksum(self) -> str:
         # Line endings normalised, so a checkout that converts them (git autocrlf) is not a change.
         return hashlib.sha256(self.path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Migration(_SqlFile):
+    version: int
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Definition(_SqlFile):
+    """An object replaced whole, named after its file (`search_segments`)."""
+
+    name: str
+    path: Path
 
 
 def available_migrations() -> list[Migration]:
@@ -64,12 +93,29 @@ def available_migrations() -> list[Migration]:
     return migrations
 
 
+def available_definitions() -> list[Definition]:
+    return [Definition(path.stem, path) for path in sorted(DEFINITIONS_DIR.glob("*.sql"))]
+
+
 def applied_versions(conn: psycopg.Connection) -> dict[int, str]:
     """version → checksum of the migrations recorded in this database (empty if none)."""
     exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
     if not exists:
         return {}
     return dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+
+
+def applied_definitions(conn: psycopg.Connection) -> dict[str, str]:
+    """name → checksum of the definitions recorded in this database (empty if none)."""
+    exists = conn.execute("SELECT to_regclass('schema_definitions') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return {}
+    return dict(conn.execute("SELECT name, checksum FROM schema_definitions").fetchall())
+
+
+def stale_definitions(recorded: dict[str, str], definitions: list[Definition]) -> list[Definition]:
+    """The definitions not yet applied, or changed since they were."""
+    return [d for d in definitions if recorded.get(d.name) != d.checksum]
 
 
 def changed_migrations(recorded: dict[int, str], migrations: list[Migration]) -> list[Migration]:
@@ -88,10 +134,16 @@ def refuse_changed(changed: list[Migration]) -> None:
 
 
 def upgrade(url: str | None = None) -> list[Migration]:
-    """Apply every migration not yet recorded. Returns the ones applied now (empty: already current).
+    """Apply every migration not yet recorded, then every definition that changed. Returns the
+    migrations applied now (empty: already current).
 
     Raises WarehouseError, before applying anything, when an applied migration's file has changed.
     """
+    return upgrade_and_define(url)[0]
+
+
+def upgrade_and_define(url: str | None = None) -> tuple[list[Migration], list[Definition]]:
+    """`upgrade`, returning the definitions it applied as well."""
     applied_now: list[Migration] = []
     migrations = available_migrations()
     with connect(url or warehouse_url()) as conn:
@@ -115,8 +167,32 @@ def upgrade(url: str | None = None) -> list[Migration]:
                     (migration.version, migration.name, migration.checksum),
                 )
                 applied_now.append(migration)
+        defined_now = _apply_definitions(conn)
         _sync_reference_rows(conn)
         register_vector_types(conn)
+    return applied_now, defined_now
+
+
+def _apply_definitions(conn: psycopg.Connection) -> list[Definition]:
+    """Apply every definition whose file differs from what this database recorded (after the
+    numbered migrations, which create what the definitions read)."""
+    applied_now = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
+        conn.execute(_CREATE_DEFINITIONS_TABLE)
+        for definition in stale_definitions(applied_definitions(conn), available_definitions()):
+            try:
+                conn.execute(definition.sql)
+            except psycopg.Error as exc:
+                raise WarehouseError(
+                    f"definition {definition.path.name} failed: {str(exc).strip().splitlines()[0]}"
+                ) from exc
+            conn.execute(
+                "INSERT INTO schema_definitions (name, checksum) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now()",
+                (definition.name, definition.checksum),
+            )
+            applied_now.append(definition)
     return applied_now
 
 

@@ -1,22 +1,13 @@
--- Text mode under a filter reads a bounded share of the BM25 postings, and text mode's walk reads
--- three times what a hybrid one does.
+-- search_segments: the warehouse's search, the one function the product and SQL consumers call.
+-- Vector ranking (HNSW, or an exact scan of a small filter), BM25 over the segment postings, and
+-- their fusion, filtered by publish date and video inside the query; docs/retrieval.md says how
+-- each part was chosen and measured.
 --
--- Migration 0009 gave a filtered hybrid search's BM25 walk a posting budget; text mode kept the
--- unbounded walk under a filter, to keep its k hits, and at 200 023 segments a text search from
--- 2018 on took p50 93 / p95 177 ms against 23 / 36 unfiltered. Now text mode gets a budget under
--- a filter too, scaled to the filter's share of the library as the hybrid one is, and when the
--- budget left lexemes out and the walk found fewer than 5 x depth segments inside the filter, the
--- walk is redone over every informative lexeme, so k hits still come back whenever k exist.
---
--- Text mode's walk is its only source of candidates, so its budget is 300 postings per candidate
--- of the depth instead of 100. On the 581 dev questions with their answers among 200 023 segments
--- (bench/eval_filtered_scale.py --mode text, docs/retrieval.md), text Recall@5 at 100 / 300 /
--- no budget: unfiltered 0.8985 / 0.9088 / 0.9157, from 2018 on 0.9036 / 0.9174 / 0.9191. Against
--- 0009 in one run: unfiltered p50/p95 23/36 -> 40/58 ms, from 2018 on 93/177 -> 47/71 ms, under
--- the answer's year the same scores and times. Hybrid mode is unchanged: the same lists.
+-- A definition, not a migration (chaffee_assets/warehouse/migrate.py): this file is the function's
+-- current text, applied after the numbered migrations whenever it changes. Its earlier versions are
+-- the numbered migrations that defined it (0002, 0003, 0006-0009). A change of its arguments must
+-- drop the old signature here first, since CREATE OR REPLACE cannot change them.
 
--- Hybrid search, eighth version: as migration 0009 left it, but text mode's walk has a budget of
--- 300 postings per candidate, scaled under a filter, and is redone unbounded when it finds too few.
 CREATE OR REPLACE FUNCTION search_segments(
     query_text          text,
     query_embedding     vector DEFAULT NULL,
