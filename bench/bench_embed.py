@@ -34,7 +34,7 @@ from bench_support import EVAL, read_cues  # noqa: E402
 from chaffee_assets.retrieval.embedder import Embedder, cpu_has_bfloat16  # noqa: E402
 from chaffee_assets.retrieval.segmenter import SegmentParams, reference_token_counter, segment_cues  # noqa: E402
 
-BACKENDS = ("openvino", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = ("openvino", "openvino-int8", "torch-bf16", "onnx", "onnx-int8")
 
 
 def dev_segments(n: int) -> list[str]:

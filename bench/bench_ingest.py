@@ -1,7 +1,7 @@
 """Benchmark: `chaffee ingest --library` end to end, in speech-hours per CPU-minute, beside plain embedding.
 
-    python bench/bench_ingest.py [--library DIR] [--backend auto|openvino|torch-bf16|onnx|onnx-int8|torch]
-                                 [--skip-reference]
+    python bench/bench_ingest.py [--library DIR] [--skip-reference]
+                                 [--backend auto|openvino|openvino-int8|torch-bf16|onnx|onnx-int8|torch ...]
 
 Runs the command as a user does (a subprocess, a fresh CHAFFEE_HOME, its own embedded PostgreSQL)
 and counts the CPU it and the database server spend. The baseline, measured in the same run, is
@@ -199,7 +199,12 @@ def run_reference(windows: list[str]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--library", type=Path, default=EVAL / "huberman_dev" / "library")
-    parser.add_argument("--backend", help="CHAFFEE_EMBEDDING_BACKEND for the ingest (default: the product's)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        help="CHAFFEE_EMBEDDING_BACKEND for the ingest (default: the product's); given more than once, "
+        "one ingest per backend in this run, each against the same baseline",
+    )
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args(argv)
     hours, windows = speech_hours_and_windows(args.library)
@@ -209,12 +214,17 @@ def main(argv: list[str] | None = None) -> int:
         reference["windows"] = len(windows)
         reference["speech_hours_per_cpu_minute"] = round(hours / (reference["cpu_s"] / 60), 1)
         report["plain_sentence_transformers"] = reference
-    ingest = run_ingest(args.library, args.backend)
-    total = float(ingest["command_cpu_s"]) + float(ingest["database_cpu_s"])
-    ingest["speech_hours_per_cpu_minute"] = round(hours / (total / 60), 1)
-    report["chaffee_ingest"] = ingest | {"backend": args.backend or "default"}
-    if not args.skip_reference:
-        report["ingest_cpu_over_reference"] = round(total / report["plain_sentence_transformers"]["cpu_s"], 2)
+    for backend in args.backend or [None]:
+        ingest = run_ingest(args.library, backend)
+        total = float(ingest["command_cpu_s"]) + float(ingest["database_cpu_s"])
+        ingest["speech_hours_per_cpu_minute"] = round(hours / (total / 60), 1)
+        key = "chaffee_ingest" if not args.backend or len(args.backend) == 1 else f"chaffee_ingest_{backend}"
+        report[key] = ingest | {"backend": backend or "default"}
+        if not args.skip_reference:
+            reference_cpu = report["plain_sentence_transformers"]["cpu_s"]
+            report[key]["cpu_over_reference"] = round(total / reference_cpu, 2)
+            if key == "chaffee_ingest":
+                report["ingest_cpu_over_reference"] = report[key]["cpu_over_reference"]
     report["machine"] = f"{platform.machine()} cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}"
     print(json.dumps(report))
     return 0

@@ -145,9 +145,18 @@ def build(model: str, stride: float = 30.0) -> None:
         pickle.dump(corpus, fh)
 
 
+def document_text(title: str, text: str, *, count_tokens, reserve_tokens: int = 32) -> str:
+    """The old product's embedded document: the video title cut to `reserve_tokens` word pieces,
+    a colon, then the segment's words."""
+    words = title.split()
+    while words and count_tokens(" ".join(words)) + 1 > reserve_tokens:
+        words.pop()
+    return f"{' '.join(words)}: {text}" if words else text
+
+
 def add_title_vectors(model: str) -> None:
     """Vectors of `title: text` documents (the old product's input) under each condition's titles."""
-    from chaffee_assets.retrieval.embedder import Embedder, document_text
+    from chaffee_assets.retrieval.embedder import Embedder
 
     embedder = Embedder(model)
     path = LAB / f"corpus_{embedder.model_name}.pkl"
@@ -737,6 +746,15 @@ VARIANTS: dict[str, dict] = {
         "k1": 0.9,
         "b": 0.4,
         "backend": "openvino",
+        "backend_questions": False,
+    },
+    "chosen, openvino-int8 passages, fp32 questions": {
+        "length": "words",
+        "fusion": "union_convex",
+        "alpha": 0.55,
+        "k1": 0.9,
+        "b": 0.4,
+        "backend": "openvino-int8",
         "backend_questions": False,
     },
     "chosen, onnx-int8": {

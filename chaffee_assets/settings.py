@@ -19,6 +19,8 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The demo's library, shipped in the package; also the int8 graph's calibration passages.
+SAMPLE_LIBRARY = Path(__file__).resolve().parent / "sample_library"
 DEFAULT_CHANNEL_URL = "https://www.youtube.com/@anthonychaffeemd"
 DEFAULT_CHANNEL_ID = "UCzoRyR_nlesKZuOlEjWRXQQ"
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -301,7 +303,7 @@ def _memory_size(raw: str) -> str:
     return f"{number}{unit}"
 
 
-EMBEDDING_BACKENDS = ("auto", "openvino", "torch-bf16", "onnx", "torch", "onnx-int8")
+EMBEDDING_BACKENDS = ("auto", "openvino", "openvino-int8", "torch-bf16", "onnx", "torch", "onnx-int8")
 
 
 def _embedding_backend(raw: str) -> str:

@@ -53,22 +53,32 @@ def test_the_onnx_backend_gives_the_torch_vectors(chaffee_home, dev_texts):
     assert weights.stat().st_size > 50_000_000 and graph.stat().st_size < 1_000_000
 
 
-def test_the_openvino_backend_gives_the_fp32_vectors_and_embeds_passages_by_default(chaffee_home, dev_texts):
+def test_the_openvino_backend_gives_the_fp32_vectors(chaffee_home, dev_texts):
     from chaffee_assets.retrieval.embedder import cpu_has_bfloat16
 
     texts = [*dev_texts[:40], "does fasting lower insulin", "🥩", "a"]
     fp32 = Embedder(backend="onnx").encode(texts)
-    auto = Embedder()
-    vectors = auto.encode(texts)
-    assert auto.runtime_name == "openvino" and auto.query_runtime_name == "onnx"
-    encoder = auto._exported["openvino"]
+    openvino = Embedder(backend="openvino")
+    vectors = openvino.encode(texts)
+    assert openvino.runtime_name == "openvino"
+    encoder = openvino._exported["openvino"]
     assert encoder.precision == ("bf16" if cpu_has_bfloat16() else "f32")
     cosines = (fp32 * vectors).sum(axis=1)
     assert cosines.min() > 0.9999
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     # Batched or alone, a text gets its vector (padding inside a batch must not leak into it).
-    alone = auto.encode([texts[3]])[0]
+    alone = openvino.encode([texts[3]])[0]
     assert float(alone @ vectors[3]) > 0.9999
+
+
+def test_passages_are_embedded_on_openvino_by_default_in_int8_where_the_cpu_multiplies_int8(chaffee_home):
+    from chaffee_assets.retrieval.embedder import cpu_has_int8_dot_product
+
+    auto = Embedder()
+    auto.encode(["salt and fat"])
+    expected = "openvino-int8" if cpu_has_int8_dot_product() else "openvino"
+    assert auto.runtime_name == expected and auto.query_runtime_name == "onnx"
+    assert Embedder(device="cuda").passage_backend == "torch"
 
 
 def test_an_export_openvino_cannot_read_leaves_the_passages_to_torch(chaffee_home, tmp_path):
@@ -141,6 +151,56 @@ def test_embedding_on_openvino_sends_no_telemetry(chaffee_home, tmp_path):
     home.mkdir()
     assert run_in_fresh_python(probe, chaffee_home, HOME=str(home)).split() == ["384", "openvino"]
     assert not (home / "intel").exists(), sorted(p.name for p in (home / "intel").iterdir())
+
+
+def test_the_openvino_int8_graph_is_calibrated_on_the_sample_library_quietly_and_sends_nothing(
+    chaffee_home, tmp_path, dev_texts
+):
+    """A fresh process with an empty HOME makes the int8 graph (NNCF, calibrated on the packaged
+    sample library) and embeds with it: vectors near fp32 but not fp32's, nothing printed on the
+    command's output, nothing written under ~/intel by NNCF's or OpenVINO's telemetry (which NNCF
+    turns off by itself inside pytest, hence the separate process)."""
+    texts = dev_texts[:24]
+    fp32 = Embedder(backend="onnx").encode(texts)
+    probe = (
+        "import json, sys; from chaffee_assets.retrieval.embedder import Embedder; "
+        "e = Embedder(backend='openvino-int8'); "
+        "v = e.encode(json.load(sys.stdin)); "
+        "print(json.dumps({'runtime': e.runtime_name, 'graph': e._exported['openvino-int8'].graph.name, "
+        "'vectors': v.tolist()}))"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    environment = {**os.environ, "CHAFFEE_HOME": str(chaffee_home), "HF_HUB_OFFLINE": "1", "HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        input=json.dumps(texts),
+        env=environment,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)  # one JSON line: no progress bar or log line around it
+    assert printed["runtime"] == "openvino-int8"
+    assert printed["graph"].startswith("openvino-int8-") and printed["graph"].endswith(".xml")
+    cosines = (fp32 * np.array(printed["vectors"], dtype=np.float32)).sum(axis=1)
+    assert cosines.mean() > 0.99 and cosines.min() > 0.98
+    assert cosines.min() < 0.9999  # really the quantised graph, not the fp32 one
+    assert "nncf" not in done.stderr.lower(), done.stderr
+    assert not (home / "intel").exists(), sorted(p.name for p in (home / "intel").iterdir())
+
+    # The graph is made once per export and calibration set: another process reuses it.
+    export = Embedder().export_folder
+    graph = export / printed["graph"]
+    made = graph.stat().st_mtime_ns
+    again = Embedder(backend="openvino-int8")
+    same = (again.encode(texts[:4]) * np.array(printed["vectors"][:4], dtype=np.float32)).sum(axis=1)
+    assert same.min() > 0.9999
+    assert graph.stat().st_mtime_ns == made
+    assert sorted(p.name for p in export.glob("openvino-int8-*")) == sorted(
+        [graph.name, graph.with_suffix(".bin").name]
+    )
 
 
 def test_a_model_s_declared_prompts_are_used_for_questions_and_passages(chaffee_home, tmp_path):

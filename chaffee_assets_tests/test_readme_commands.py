@@ -27,9 +27,8 @@ import psycopg
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from chaffee_assets.defs.checks import SAMPLE_LIBRARY
 from chaffee_assets.ingest_runner import group_days
-from chaffee_assets.settings import PROJECT_ROOT
+from chaffee_assets.settings import PROJECT_ROOT, SAMPLE_LIBRARY
 
 CHAFFEE = str(Path(sys.executable).parent / "chaffee")
 # Runtime files Dagster writes into its home; none may appear in the checkout.

