@@ -71,7 +71,9 @@ def test_the_openvino_backend_gives_the_fp32_vectors(chaffee_home, dev_texts):
     assert float(alone @ vectors[3]) > 0.9999
 
 
-def test_passages_are_embedded_on_openvino_by_default_in_int8_where_the_cpu_multiplies_int8(chaffee_home):
+def test_passages_are_embedded_on_openvino_by_default_in_int8_where_measured_and_the_cpu_multiplies_int8(
+    chaffee_home, tmp_path
+):
     from chaffee_assets.retrieval.embedder import cpu_has_int8_dot_product
 
     auto = Embedder()
@@ -79,6 +81,8 @@ def test_passages_are_embedded_on_openvino_by_default_in_int8_where_the_cpu_mult
     expected = "openvino-int8" if cpu_has_int8_dot_product() else "openvino"
     assert auto.runtime_name == expected and auto.query_runtime_name == "onnx"
     assert Embedder(device="cuda").passage_backend == "torch"
+    # A model whose int8 graph was never measured against the evaluation keeps the float graph.
+    assert Embedder(str(tiny_model(tmp_path))).passage_backend == "openvino"
 
 
 def test_an_export_openvino_cannot_read_leaves_the_passages_to_torch(chaffee_home, tmp_path):

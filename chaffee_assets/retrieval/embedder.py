@@ -8,10 +8,11 @@ Runtimes (`CHAFFEE_EMBEDDING_BACKEND`; `auto` picks per purpose):
   quantisation calibrated on the packaged sample library; its float parts run as `openvino`'s do.
   The fastest runtime for segments on a CPU with int8 dot-product instructions (VNNI, AMX), vectors
   at cosine ≈ 0.996 to fp32 and hybrid retrieval within the parity rule on every evaluation
-  condition (docs/retrieval.md): `auto` uses it for passages on such a CPU.
+  condition (docs/retrieval.md): `auto` uses it for passages on such a CPU, for a model whose int8
+  parity was measured (`models.py`; the default model).
 - `openvino`: OpenVINO on the ONNX export (below), in bfloat16 with fp32 accumulation on a CPU with
   bfloat16 instructions (AVX512-BF16, AMX), else fp32, vectors at cosine ≥ 0.9999 to fp32: `auto`
-  uses it for passages on a CPU without int8 dot products.
+  uses it for passages otherwise on a CPU.
 - `torch-bf16`: sentence-transformers on PyTorch with bfloat16 matrix products, fp32 accumulation:
   about twice fp32's speed on such a CPU, below OpenVINO's.
 - `onnx`: ONNX Runtime on an fp32 export of the model, made once with PyTorch and kept under
@@ -159,7 +160,9 @@ class Embedder:
             return self.backend
         if self.device != "cpu":
             return "torch"
-        return "openvino-int8" if cpu_has_int8_dot_product() else "openvino"
+        if cpu_has_int8_dot_product() and model_card(self.model_name).int8_parity:
+            return "openvino-int8"
+        return "openvino"
 
     @property
     def query_backend(self) -> str:
