@@ -209,6 +209,35 @@ def test_the_openvino_int8_graph_is_calibrated_on_the_sample_library_quietly_and
     )
 
 
+def test_without_an_int8_graph_segments_are_embedded_by_the_float_graph_not_stopped(
+    chaffee_home, dev_texts, monkeypatch, caplog
+):
+    """NNCF failing on the model (or missing) costs speed, not the ingest: the int8 backend falls
+    back to OpenVINO's float graph, says so once, and reports the runtime it really used."""
+    import nncf
+
+    def cannot(*args, **kwargs):
+        raise RuntimeError("unsupported operation in this graph\nsecond line")
+
+    export = Embedder().export_folder
+    Embedder(backend="onnx").encode(["export it now"])
+    for made_earlier in export.glob("openvino-int8-*"):
+        made_earlier.unlink()
+    monkeypatch.setattr(nncf, "quantize", cannot)
+    texts = dev_texts[:8]
+    embedder = Embedder(backend="openvino-int8")
+    vectors = embedder.encode(texts)
+    assert embedder.runtime_name == "openvino"
+    cosines = (Embedder(backend="onnx").encode(texts) * vectors).sum(axis=1)
+    assert cosines.min() > 0.9999  # the float graph's vectors
+    warned = [r.getMessage() for r in caplog.records if "int8 graph" in r.getMessage()]
+    assert warned == [
+        f"cannot make the int8 graph of {export.name}: unsupported operation in this graph; "
+        "segments are embedded by the float graph"
+    ]
+    assert not list(export.glob("openvino-int8-*")) and not list(export.glob(".openvino-int8-*"))
+
+
 def test_a_model_s_declared_prompts_are_used_for_questions_and_passages(chaffee_home, tmp_path):
     folder = tiny_model(tmp_path)
     config = folder / "config_sentence_transformers.json"

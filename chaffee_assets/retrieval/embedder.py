@@ -32,6 +32,7 @@ another model with a shorter input still sees every word).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -181,8 +182,12 @@ class Embedder:
         return self._runtime_for(self.query_backend)
 
     def _runtime_for(self, backend: str) -> str:
-        if backend in EXPORT_BACKENDS and self._load_exported(backend) is None:
-            return "torch"
+        if backend in EXPORT_BACKENDS:
+            encoder = self._load_exported(backend)
+            if encoder is None:
+                return "torch"
+            if backend == "openvino-int8" and encoder is self._exported.get("openvino"):
+                return "openvino"  # the int8 graph could not be made
         return backend
 
     # -- loading -------------------------------------------------------------------------------
@@ -247,12 +252,7 @@ class Embedder:
                             folder, bfloat16=cpu_has_bfloat16(), threads=self.threads
                         )
                     elif backend == "openvino-int8":
-                        encoder = OpenVinoSentenceEncoder(
-                            folder,
-                            bfloat16=cpu_has_bfloat16(),
-                            threads=self.threads,
-                            graph=self._openvino_int8_graph(),
-                        )
+                        encoder = self._openvino_int8_or_float()
                     else:
                         encoder = OnnxSentenceEncoder(
                             folder, quantized=backend == "onnx-int8", threads=self.threads
@@ -278,8 +278,20 @@ class Embedder:
                 export_sentence_transformer(model, folder, prompts=self._prompts_of(model))
             if backend == "onnx-int8":
                 ensure_quantized(folder)
-            if backend == "openvino-int8":
-                self._openvino_int8_graph()
+
+    def _openvino_int8_or_float(self) -> OnnxSentenceEncoder | None:
+        """OpenVINO on the int8 graph; where that graph cannot be made (NNCF missing or failing on
+        this model), OpenVINO on the float graph, with a warning: an ingest is slower, not stopped."""
+        from chaffee_assets.retrieval.onnx_encoder import OnnxExportError, OpenVinoSentenceEncoder
+
+        try:
+            graph = self._openvino_int8_graph()
+        except OnnxExportError as exc:
+            logging.getLogger(__name__).warning("%s; segments are embedded by the float graph", exc)
+            return self._load_exported("openvino")
+        return OpenVinoSentenceEncoder(
+            self.export_folder, bfloat16=cpu_has_bfloat16(), threads=self.threads, graph=graph
+        )
 
     def _openvino_int8_graph(self) -> Path:
         """The export's int8 OpenVINO graph, calibrated on the sample library's passages: texts that

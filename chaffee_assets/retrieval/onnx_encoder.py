@@ -235,6 +235,20 @@ def ensure_openvino_int8(folder: Path, calibration: Sequence[str]) -> Path:
 
 
 def _quantize_for_openvino(folder: Path, calibration: Sequence[str], target: Path) -> None:
+    """Write the int8 graph to `target`. Any failure of NNCF (not installed, a graph it cannot
+    quantise) becomes an OnnxExportError naming it, and the caller keeps the float graph."""
+    if not calibration:
+        raise OnnxExportError("no calibration passages for the int8 graph")
+    openvino = import_openvino_without_telemetry()
+    try:
+        quantized = _nncf_quantize(openvino, folder, calibration)
+    except Exception as exc:  # noqa: BLE001 - any failure of the optional graph: the caller keeps the float one
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise OnnxExportError(f"cannot make the int8 graph of {folder.name}: {first_line}") from exc
+    openvino.save_model(quantized, str(target), compress_to_fp16=False)
+
+
+def _nncf_quantize(openvino, folder: Path, calibration: Sequence[str]):
     """Static int8 quantisation (NNCF's post-training `quantize` for transformers, SmoothQuant on).
 
     Every matrix product with weights runs in int8; the two per attention head that multiply
@@ -243,9 +257,6 @@ def _quantize_for_openvino(folder: Path, calibration: Sequence[str], target: Pat
     slower, not faster; at 256 word pieces they are a few percent of the model's work
     (docs/retrieval.md).
     """
-    if not calibration:
-        raise OnnxExportError("no calibration passages for the int8 graph")
-    openvino = import_openvino_without_telemetry()
     with _nncf_quietly() as nncf:
         facts = ExportedModelFacts(folder)
         pad_free = facts.config["inputs"]
@@ -271,7 +282,7 @@ def _quantize_for_openvino(folder: Path, calibration: Sequence[str], target: Pat
             # has those products quantised too, which its parity measurement would show.
             ignored_scope=nncf.IgnoredScope(patterns=[r".*attention/self/MatMul(_\d+)?$"], validate=False),
         )
-    openvino.save_model(quantized, str(target), compress_to_fp16=False)
+    return quantized
 
 
 @contextmanager
