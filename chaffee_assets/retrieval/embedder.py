@@ -234,8 +234,8 @@ class Embedder:
         return chaffee_home() / "models" / f"{self.model_name}-{digest}"
 
     def _load_exported(self, backend: str) -> OnnxSentenceEncoder | None:
-        """The encoder running the model's export on `backend` (`onnx`, `onnx-int8`, `openvino`),
-        exporting the model first if needed; None when the model cannot run there."""
+        """The encoder running the model's export on `backend` (`onnx`, `onnx-int8`, `openvino`,
+        `openvino-int8`), exporting the model first if needed; None when the model cannot run there."""
         with self._lock:
             if backend not in self._exported:
                 from chaffee_assets.retrieval.onnx_encoder import (
