@@ -82,24 +82,23 @@ def canonical_model_name(name_or_path: str) -> str:
 
 
 @cache
+def _cpu_flags() -> frozenset[str]:
+    """The instruction-set flags the kernel reports for this CPU; none where it does not say."""
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split())
+    except OSError:
+        return frozenset()
+
+
 def cpu_has_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); emulated, it is slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return not _cpu_flags().isdisjoint({"avx512_bf16", "amx_bf16"})
 
 
-@cache
 def cpu_has_int8_dot_product() -> bool:
     """Whether this CPU multiplies int8 with an instruction of its own (VNNI, AMX): where the int8
     graph's speed was measured; elsewhere its gain is unknown and `auto` keeps the float graph."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    return not _cpu_flags().isdisjoint({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def only_local_files(name_or_path: str) -> bool:
@@ -111,17 +110,19 @@ class EmbeddingModelError(RuntimeError):
     """The model cannot be loaded (not downloaded and no network, a broken folder); one line."""
 
 
-def calibration_passages(facts: ExportedModelFacts, prompt: str = "") -> list[str]:
-    """The sample library's captions cut into segments as an ingest cuts them, with the model's
-    passage prompt: what the int8 graph's activation ranges are calibrated on."""
+def calibration_passages(prompt: str = "") -> list[str]:
+    """The sample library's captions cut into segments as an ingest cuts them (the reference
+    tokenizer, the default parameters), with the model's passage prompt: what the int8 graph's
+    activation ranges are calibrated on."""
     from chaffee_assets.ingest.captions import parse_caption_file
-    from chaffee_assets.retrieval.segmenter import SegmentParams, segment_cues
+    from chaffee_assets.retrieval.segmenter import SegmentParams, reference_token_counter, segment_cues
 
+    count_tokens = reference_token_counter()
     captions = sorted(p for p in SAMPLE_LIBRARY.iterdir() if p.suffix in (".vtt", ".srt"))
     return [
         prompt + segment.text
         for caption in captions
-        for segment in segment_cues(parse_caption_file(caption), SegmentParams(), facts.count_tokens)
+        for segment in segment_cues(parse_caption_file(caption), SegmentParams(), count_tokens)
     ]
 
 
@@ -296,12 +297,10 @@ class Embedder:
     def _openvino_int8_graph(self) -> Path:
         """The export's int8 OpenVINO graph, calibrated on the sample library's passages: texts that
         ship with the package, so every installation makes the same graph from the same model."""
-        from chaffee_assets.retrieval.onnx_encoder import ExportedModelFacts, ensure_openvino_int8
+        from chaffee_assets.retrieval.onnx_encoder import ensure_openvino_int8
 
         with self._lock:
-            folder = self.export_folder
-            facts = ExportedModelFacts(folder)
-            return ensure_openvino_int8(folder, calibration_passages(facts, self.prompts["passage"]))
+            return ensure_openvino_int8(self.export_folder, calibration_passages(self.prompts["passage"]))
 
     def _encode_with(self, backend: str, texts: Sequence[str]) -> np.ndarray:
         if backend in EXPORT_BACKENDS:

@@ -259,7 +259,7 @@ def _nncf_quantize(openvino, folder: Path, calibration: Sequence[str]):
     """
     with _nncf_quietly() as nncf:
         facts = ExportedModelFacts(folder)
-        pad_free = facts.config["inputs"]
+        input_names = facts.config["inputs"]
 
         def feeds(text: str) -> dict[str, np.ndarray]:
             ids = np.array(
@@ -270,7 +270,7 @@ def _nncf_quantize(openvino, folder: Path, calibration: Sequence[str]):
                 "attention_mask": np.ones_like(ids),
                 "token_type_ids": np.zeros_like(ids),
             }
-            return {name: rows[name] for name in pad_free}
+            return {name: rows[name] for name in input_names}
 
         model = openvino.Core().read_model(str(folder / FP32_FILE))
         quantized = nncf.quantize(
