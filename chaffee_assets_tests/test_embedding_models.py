@@ -143,6 +143,25 @@ def test_cutting_segments_and_preparing_for_questions_start_no_runtime_once_expo
     assert printed.strip() == f"(384, {reference.max_seq_length}, {counted}) []"
 
 
+def test_with_torch_loaded_an_exported_model_s_word_pieces_are_counted_by_the_export_s_tokenizer(
+    chaffee_home, dev_texts, monkeypatch
+):
+    """An ingest in a new home loads torch to make the export, then counts every passage it embeds:
+    by the export's own tokenizer file, which counts what transformers' tokenizer counts, without
+    transformers' per-call cost."""
+    embedder = Embedder(backend="openvino")
+    embedder.encode(["export it now"])
+    model = embedder._load_torch()
+    texts = dev_texts[:30] + [word for text in dev_texts[:10] for word in text.split()[:8]]
+    expected = [len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+
+    def not_called(*args, **kwargs):
+        raise AssertionError("counted by transformers' tokenizer")
+
+    monkeypatch.setattr(type(model.tokenizer), "__call__", not_called)
+    assert [embedder.count_tokens(t) for t in texts] == expected
+
+
 def test_embedding_on_openvino_sends_no_telemetry(chaffee_home, tmp_path):
     """Importing OpenVINO starts its converter's usage telemetry, consented by default: a client id
     written under ~/intel and an event sent to Google Analytics. The product declines it."""

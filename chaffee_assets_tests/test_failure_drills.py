@@ -37,6 +37,7 @@ from chaffee_assets.defs.resources import VideoSourceResource, WarehouseResource
 from chaffee_assets.defs.retrieval_assets import segments
 from chaffee_assets.ingest.library import LibrarySource
 from chaffee_assets.ingest_runner import QUIET_CONSOLE
+from chaffee_assets.warehouse.kept_connections import close_kept_connections
 from chaffee_assets.warehouse.migrate import upgrade
 from chaffee_assets_tests.conftest import shared_path
 from chaffee_assets_tests.pg_proxy import UnixSocketProxy, tcp_url, unix_socket_of
@@ -230,7 +231,11 @@ def wait_until_waiting_for_locks(url: str, backends: int, runs: Sequence[RunProc
 
 
 def wait_until_no_other_connections(url: str, timeout: float = 60) -> None:
-    """Until the server has ended the backends of killed clients (their transactions rolled back)."""
+    """Until the server has ended the backends of killed clients (their transactions rolled back).
+
+    This process's own idle connections, kept from the runs it executed itself, are closed first.
+    """
+    close_kept_connections()
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as conn:
         while conn.execute(

@@ -41,6 +41,14 @@ def _snapshot(url: str) -> dict[str, object]:
         }
 
 
+def _sessions_ended(url: str) -> int:
+    """Connections to the database that have ended so far (the server counts one at its end)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()[0]
+
+
 def _ingest(library: Path, days: list[date]) -> list[dg.AssetCheckEvaluation]:
     source = video_source_config(settings(), library_dir=str(library))
     # A test instance, entered: Dagster resolves definitions-state storage through the current one.
@@ -65,7 +73,7 @@ def ingested_dev_library(embedded_admin_url: str, dev_library: Path):
     os.environ["DATABASE_URL"] = url
     days = sorted(LibrarySource(dev_library).publish_dates())
     checks = _ingest(dev_library, days)
-    yield {"url": url, "days": days, "checks": checks}
+    yield {"url": url, "days": days, "checks": checks, "sessions": _sessions_ended(url)}
     if previous is None:
         os.environ.pop("DATABASE_URL", None)
     else:
@@ -133,6 +141,12 @@ def test_every_asset_check_passed(ingested_dev_library):
     } <= names
     failed = [(e.check_name, e.metadata) for e in evaluations if not e.passed]
     assert failed == []
+
+
+def test_the_runs_steps_share_kept_warehouse_connections(ingested_dev_library):
+    """The ingest's 75 runs have some 300 asset steps, each of which used to open and close its own
+    connection to the warehouse (a server process started and ended each time)."""
+    assert ingested_dev_library["sessions"] <= 10, f"{ingested_dev_library['sessions']} connections"
 
 
 def test_rematerialising_the_same_partitions_changes_no_row(ingested_dev_library, dev_library):

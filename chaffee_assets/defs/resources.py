@@ -21,6 +21,7 @@ from chaffee_assets.settings import (
     Settings,
     settings,
 )
+from chaffee_assets.warehouse.kept_connections import warehouse_connection
 from chaffee_assets.warehouse.migrate import ensure_schema
 from chaffee_assets.warehouse.server import connect
 
@@ -42,12 +43,13 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def session(self) -> Iterator[psycopg.Connection]:
-        """`connect()` as a context manager that turns a lost connection into one clear failure.
+        """A connection like `connect()`'s, kept open for the process's next step
+        (`warehouse/kept_connections.py`), that turns a lost connection into one clear failure.
 
         Each video commits as it finishes, so the message can promise that a re-run is safe.
         """
         try:
-            with self.connect() as conn:
+            with warehouse_connection(ensure_schema(self.database_url or None)) as conn:
                 yield conn
         except psycopg.OperationalError as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -355,12 +355,7 @@ class Embedder:
         loaded = next((e for e in self._exported.values() if e is not None), None)
         if loaded is not None:
             return loaded
-        from chaffee_assets.retrieval.onnx_encoder import ExportedModelFacts, is_exported
-
-        with self._lock:
-            if self._facts is None and is_exported(self.export_folder):
-                self._facts = ExportedModelFacts(self.export_folder)
-        return self._facts if self._facts is not None else self._load_torch()
+        return self._export_facts() or self._load_torch()
 
     @cached_property
     def dimension(self) -> int:
@@ -383,9 +378,21 @@ class Embedder:
     def count_tokens(self, text: str) -> int:
         """Word pieces in `text` under this model's tokenizer, without special tokens."""
         runtime = self._describing()
+        if runtime is self._torch:
+            # torch loaded to make the export: the export's copy of the tokenizer counts the same
+            # pieces without transformers' per-call overhead (2.5 s of an ingest's 5 792 passages).
+            runtime = self._export_facts() or runtime
         if runtime is not self._torch:
             return runtime.count_tokens(text)
         return len(runtime.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+    def _export_facts(self) -> ExportedModelFacts | None:
+        from chaffee_assets.retrieval.onnx_encoder import ExportedModelFacts, is_exported
+
+        with self._lock:
+            if self._facts is None and is_exported(self.export_folder):
+                self._facts = ExportedModelFacts(self.export_folder)
+        return self._facts
 
     @staticmethod
     def _prompts_of(model: SentenceTransformer) -> dict[str, str]:
