@@ -126,14 +126,22 @@ class ServerCpuByRole:
             return f"database {words[1]}"
         return "server: " + " ".join(w for w in words if not w.isdigit())[:40]
 
+    def _update(self) -> None:
+        for pid, (role, cpu) in self._read().items():
+            if role == "server: " and pid in self.last:
+                # An exiting process's title reads empty: it keeps the role it had while it ran
+                # (a connection kept open for the whole command is last read as it exits).
+                role = self.last[pid][0]
+            self.last[pid] = (role, cpu)
+
     def _poll(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.last.update(self._read())
+            self._update()
 
     def stop(self, total: float) -> dict[str, float]:
         self._stop.set()
         self._thread.join()
-        self.last.update(self._read())
+        self._update()
         by_role: dict[str, float] = defaultdict(float)
         for pid, (role, cpu) in self.last.items():
             by_role[role] += cpu - self.before.get(pid, 0.0)

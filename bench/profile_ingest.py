@@ -39,6 +39,8 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 # (stage, pattern on a frame "function (file:line)"), in order of precedence: a stack belongs to
 # the first stage one of its frames matches.
 STAGES: list[tuple[str, str]] = [
+    # Before inference: NNCF runs the model too, to calibrate.
+    ("model: making the int8 graph (first use)", r"^ensure_openvino_int8 "),
     (
         "model: inference",
         r"^(InferRequest\.infer|InferenceSession\.run|OnnxSentenceEncoder\._run|"

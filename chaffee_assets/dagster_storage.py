@@ -63,13 +63,24 @@ class KeptConnectionsScheduleStorage(_KeptConnections, PostgresScheduleStorage):
 
 
 class KeptConnectionsEventLogStorage(_KeptConnections, PostgresEventLogStorage):
+    """Remembers what the schema has: a table or a column of the asset table that exists keeps
+    existing while the process runs (migrations only add them), so only a missing one is asked
+    about again. (dagster-postgres remembers finished data migrations itself.)"""
+
     def __init__(self, *args, **kwargs) -> None:
         self._existing_tables: set[str] = set()
+        self._existing_asset_key_cols: set[str] = set()
         super().__init__(*args, **kwargs)
 
     def has_table(self, table_name: str) -> bool:
-        """Asked for every asset event; a table that exists keeps existing while the process runs,
-        so only a missing one is asked about again."""
+        """Asked for every asset event."""
         if table_name not in self._existing_tables and super().has_table(table_name):
             self._existing_tables.add(table_name)
         return table_name in self._existing_tables
+
+    def has_asset_key_col(self, column_name: str) -> bool:
+        """Asked, by reading the table's columns from the catalog, whenever asset records are read:
+        by every step, for its upstream assets' data versions."""
+        if column_name not in self._existing_asset_key_cols and super().has_asset_key_col(column_name):
+            self._existing_asset_key_cols.add(column_name)
+        return column_name in self._existing_asset_key_cols

@@ -101,3 +101,33 @@ def test_the_project_instance_keeps_its_connections_in_any_process(chaffee_home,
         assert opened <= 5, f"{opened} connections opened for a run of 30 days"
     finally:
         instance.dispose()
+
+
+def test_the_asset_table_s_columns_are_read_from_the_catalog_once_per_process(
+    embedded_admin_url, tmp_path, monkeypatch
+):
+    """Every step reads asset records (its upstream assets' data versions), and each read asked the
+    catalog for the asset table's columns: a reflection query per step, answered the same way."""
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    asked: list[str] = []
+    reflect = SqlEventLogStorage._has_asset_key_col_on_connection
+
+    def counting(self, conn, column_name):
+        asked.append(column_name)
+        return reflect(self, conn, column_name)
+
+    monkeypatch.setattr(SqlEventLogStorage, "_has_asset_key_col_on_connection", counting)
+    instance = _instance(_fresh_database(embedded_admin_url, "dagster_columns"), tmp_path)
+    try:
+        _connections_for_a_30_day_run(
+            instance,
+            instance.event_log_storage.postgres_url.replace("postgresql+psycopg2://", "postgresql://"),
+            "2024-05",
+        )
+        for _ in range(3):
+            assert instance.get_asset_records([days_of_videos.key])
+        assert asked, "the storage never asked about the asset table's columns"
+        assert len(asked) == len(set(asked)), f"asked again: {asked}"
+    finally:
+        instance.dispose()
