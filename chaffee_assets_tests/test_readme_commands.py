@@ -181,6 +181,36 @@ def test_ingest_writes_no_dagster_file_into_the_checkout(piped_ingest, chaffee_h
     assert (chaffee_home / "dagster" / "dagster.yaml").is_file()
 
 
+def test_ingest_writes_a_run_s_materialisations_of_each_asset_in_one_insert(chaffee_home, tmp_path):
+    """Videos three days apart make one run over four days, and every asset records a
+    materialisation for each day: the command batches each step's, so they share a transaction."""
+    from chaffee_assets.dagster_instance import project_instance
+
+    library = small_library(tmp_path / "library", "smplMeatDay", "smplLDL_hrt")
+    moved = library / "smplLDL_hrt.info.json"  # from 2024-02-12 to three days after the other
+    info = json.loads(moved.read_text(encoding="utf-8"))
+    info.update(upload_date="20240118", timestamp=1705579200)  # 2024-01-18 12:00 UTC
+    moved.write_text(json.dumps(info), encoding="utf-8")
+    result = chaffee("ingest", "--library", str(library))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[1/1] 2024-01-15…2024-01-18: ok — 2 video(s), 2 transcript(s)" in result.stdout
+    with project_instance() as instance:
+        url = instance.event_log_storage.postgres_url.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        (run_id,) = conn.execute(
+            "SELECT run_id FROM runs WHERE run_body LIKE %s ORDER BY create_timestamp DESC LIMIT 1",
+            (f"%{library}%",),
+        ).fetchone()
+        per_asset = conn.execute(
+            """SELECT asset_key, count(*), count(DISTINCT xmin::text) FROM event_logs
+               WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION' GROUP BY asset_key""",
+            (run_id,),
+        ).fetchall()
+    assert len(per_asset) == 4, per_asset
+    # Four days of each asset, written by one transaction each (one per event without batching).
+    assert {(days, transactions) for _, days, transactions in per_asset} == {(4, 1)}, per_asset
+
+
 def test_ingest_on_a_terminal_shows_live_progress_with_an_estimate(chaffee_home, tmp_path):
     library = small_library(tmp_path / "library", "smplSeedOil")
     primary, secondary = pty.openpty()

@@ -44,6 +44,15 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def _batch_dagster_events() -> None:
+    # A run over a range of days records one materialisation per day and asset; Dagster writes
+    # them one statement and transaction at a time unless this opt-in batch size is set, and then
+    # writes each step's in one insert. Runs in this process and in the run workers `chaffee dev`'s
+    # daemon starts (which inherit the environment) then spend half as much per day of a range
+    # (docs/retrieval.md). Any size above the days a run covers (31) batches a whole step.
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "100")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Whatever goes wrong ends as one `error: …` line on stderr, never a traceback
     (set CHAFFEE_DEBUG=1 to see one): 2 for what the user can fix, 1 for anything else."""
@@ -56,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from chaffee_assets.warehouse.server import WarehouseError
 
     _quiet_libraries()
+    _batch_dagster_events()
     parser = build_parser()
     args = parser.parse_args(argv)
     termination.install()
