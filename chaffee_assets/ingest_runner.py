@@ -68,10 +68,11 @@ class DayRange:
 
 
 # What one more run costs, in days a run covers: a run's fixed cost (creating it, its steps' events,
-# resource set-up) measured about 0.45 CPU-s, and each day of a range about 0.08 (every asset writes
-# a planned and a done materialisation per day, videos or not). A gap of more than this many empty
-# days is cheaper as a new run than carried inside one.
-RUN_COST_IN_DAYS = 6
+# resource set-up) measured 0.11-0.14 CPU-s, and each day of a range 0.008-0.010 (every asset
+# records a materialisation per day, videos or not, one insert per step with the event batching the
+# `chaffee` command sets): 12-15 days (bench/bench_run_cost.py, docs/retrieval.md). A gap of more
+# than this many empty days is cheaper as a new run than carried inside one.
+RUN_COST_IN_DAYS = 12
 
 
 def group_days(days: Sequence[date], max_span_days: int = MAX_PARTITIONS_PER_RUN) -> list[DayRange]:
