@@ -33,6 +33,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_embed.py
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_run_cost.py
 	$(BIN)/python bench/bench_load.py --segments 200000
 	$(BIN)/python bench/bench_query.py
 	$(BIN)/python bench/eval_filtered_scale.py

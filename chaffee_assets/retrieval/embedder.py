@@ -379,9 +379,10 @@ class Embedder:
         """Word pieces in `text` under this model's tokenizer, without special tokens."""
         runtime = self._describing()
         if runtime is self._torch:
-            # torch loaded to make the export: the export's copy of the tokenizer counts the same
-            # pieces without transformers' per-call overhead (2.5 s of an ingest's 5 792 passages).
-            runtime = self._export_facts() or runtime
+            # torch was loaded to make the export (an ingest in a new home): a runtime of the export,
+            # once loaded, counts the same pieces with the tokenizers library directly, without
+            # transformers' wrapper around it.
+            runtime = next((e for e in self._exported.values() if e is not None), runtime)
         if runtime is not self._torch:
             return runtime.count_tokens(text)
         return len(runtime.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])

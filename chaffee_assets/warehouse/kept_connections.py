@@ -1,10 +1,10 @@
 """Warehouse connections kept open between the asset steps and runs of one process.
 
-Every asset step needs the warehouse, and a `chaffee ingest` of the dev library runs some 300 of
-them. With a new connection for each, the server started and ended a backend process each time and
-loaded its catalog caches again for the first statements: about 30 ms of the server's CPU per step,
-the largest share of the embedded server's CPU in an ingest (docs/retrieval.md). Here a finished
-step's connection waits for the next one instead.
+Every asset step needs the warehouse. With new connections for each step, a `chaffee ingest` of the
+dev library opened 452, and for each the server started and ended a backend process and loaded its
+catalog caches again for the first statements: about 11 CPU-s in all, the largest share of the
+embedded server's CPU in that ingest (docs/retrieval.md). Here a finished step's connection waits
+for the next one instead.
 
 Only a connection that is healthy and outside any transaction is kept, and it is checked with an
 empty query before it is used again, so a server restarted in between costs one reconnect, not a
