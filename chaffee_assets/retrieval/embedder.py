@@ -348,14 +348,22 @@ class Embedder:
     # -- what the model is ---------------------------------------------------------------------
 
     def _describing(self) -> ExportedModelFacts | SentenceTransformer:
-        """Something to read the model's facts from: a loaded runtime, else the export's own files
-        (no runtime started), loading torch only when there is no export yet."""
-        if self._torch is not None:
-            return self._torch
+        """Something to read the model's facts from: a loaded runtime of the export, else torch when
+        loaded, else the export's own files (no runtime started), loading torch only when there is
+        no export yet. The export's runtimes come first: they count word pieces with the tokenizers
+        library directly, where torch goes through transformers' wrapper of the same tokenizer (an
+        ingest in a new home has both loaded, torch to make the export)."""
         loaded = next((e for e in self._exported.values() if e is not None), None)
         if loaded is not None:
             return loaded
-        return self._export_facts() or self._load_torch()
+        if self._torch is not None:
+            return self._torch
+        from chaffee_assets.retrieval.onnx_encoder import ExportedModelFacts, is_exported
+
+        with self._lock:
+            if self._facts is None and is_exported(self.export_folder):
+                self._facts = ExportedModelFacts(self.export_folder)
+        return self._facts if self._facts is not None else self._load_torch()
 
     @cached_property
     def dimension(self) -> int:
@@ -378,22 +386,9 @@ class Embedder:
     def count_tokens(self, text: str) -> int:
         """Word pieces in `text` under this model's tokenizer, without special tokens."""
         runtime = self._describing()
-        if runtime is self._torch:
-            # torch was loaded to make the export (an ingest in a new home): a runtime of the export,
-            # once loaded, counts the same pieces with the tokenizers library directly, without
-            # transformers' wrapper around it.
-            runtime = next((e for e in self._exported.values() if e is not None), runtime)
         if runtime is not self._torch:
             return runtime.count_tokens(text)
         return len(runtime.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
-
-    def _export_facts(self) -> ExportedModelFacts | None:
-        from chaffee_assets.retrieval.onnx_encoder import ExportedModelFacts, is_exported
-
-        with self._lock:
-            if self._facts is None and is_exported(self.export_folder):
-                self._facts = ExportedModelFacts(self.export_folder)
-        return self._facts
 
     @staticmethod
     def _prompts_of(model: SentenceTransformer) -> dict[str, str]:
