@@ -309,6 +309,49 @@ def test_bm25_parameters_change_the_text_ranking_and_bad_ones_are_refused(conn):
         ranking(bm25_b=1.5)
 
 
+def _reference_bm25(conn, query: str, segment_id: int, k1: float = 0.9, b: float = 0.4) -> float:
+    """BM25 of one segment over every lexeme of the question, from the warehouse's statistics and
+    the segment's own postings, outside the search function."""
+    segments, words = conn.execute("SELECT segments, words FROM segment_text_totals").fetchone()
+    avglen = max(words / segments, 1)
+    lexemes = conn.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", (query,)).fetchone()[0]
+    total = 0.0
+    for lexeme in set(lexemes):
+        df = conn.execute(
+            "SELECT coalesce(max(segments), 0) FROM segment_lexemes WHERE lexeme = %s", (lexeme,)
+        )
+        df = df.fetchone()[0]
+        posting = conn.execute(
+            "SELECT tf, words FROM segment_postings WHERE lexeme = %s AND segment_id = %s",
+            (lexeme, segment_id),
+        ).fetchone()
+        if posting:
+            tf, length = posting
+            idf = np.log(1 + (segments - df + 0.5) / (df + 0.5))
+            total += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avglen))
+    return total
+
+
+@pytest.mark.parametrize("mode", ("text", "hybrid"))
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},  # the walk covers few words: every word's postings are read for the candidates
+        {"published_from": date(2023, 1, 1), "published_to": date(2023, 12, 31)},  # 3 of 12 videos
+        {"video_ids": ["nwSkFq4tyC0", "Gf-kC30SLtc"]},
+    ],
+)
+def test_every_hit_s_bm25_counts_every_word_of_the_question(conn, embedder, mode, filters):
+    """Under a filter of at most a quarter of the library the walked words' BM25 is summed during
+    the walk and only the other words' postings are read for the candidates; unfiltered, every
+    word's are. Either way each hit's BM25 is the formula over every word of the question."""
+    hits = search(QUERY, 20, mode, options=ALL, conn=conn, embedder=embedder, reranker="", **filters)
+    scored = [h for h in hits if h.text_score is not None]
+    assert len(scored) >= 5
+    for hit in scored:
+        assert hit.text_score == pytest.approx(_reference_bm25(conn, QUERY, hit.segment_id), rel=1e-9)
+
+
 def test_chaffee_search_says_when_nothing_in_the_library_is_closely_related(library_url, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", library_url)
     args = _cli().parse_args(["search", "🥩🥩🥩", "-k", "3"])
@@ -516,3 +559,50 @@ def test_a_filter_wider_than_the_exact_scan_keeps_its_bounds(warehouse_url):
             wide_path = top(exact=False)
             assert {video for video, _ in wide_path} == {"v02", "v42"}, (mode, filters)
             assert wide_path == top(exact=True), (mode, filters)
+
+
+def test_a_filter_s_vectors_are_shortlisted_by_sign_bits_beyond_five_times_the_depth(warehouse_url):
+    """The filtered vector ranking reads whole only the 5 x depth segments whose sign bits are
+    nearest the question's. Here the question's nearest segment by cosine (0.71) has the opposite
+    sign in half its dimensions, and every other segment has the question's signs but a cosine
+    of 0.05. Depth 10: a filter of 50 segments or fewer is ranked exactly, so the nearest is
+    found; a filter of 61 shortlists 50 of its 60 look-alikes and leaves it out, and `exact`
+    reads every vector and finds it again."""
+    from chaffee_assets.retrieval import store
+    from chaffee_assets.retrieval.segmenter import Segment
+
+    question = np.ones(384) / np.sqrt(384)
+    nearest = np.ones(384)
+    nearest[:192] = -1e-3  # cosine 0.71, but half the signs flipped
+    with connect(warehouse_url) as conn:
+        store.register_model(conn, "all-MiniLM-L6-v2", 384)
+        targets = {}
+        for video, look_alikes in (("small", 49), ("wide", 60)):
+            transcript_id = _video_and_transcript(conn, video, "2024-03-01 12:00:00+00")
+            segments = [Segment(i, 10.0 * i, 10.0 * i + 10, f"talk {i}") for i in range(look_alikes + 1)]
+            ids = store.replace_segments(conn, video, transcript_id, segments)
+            vectors = np.full((look_alikes + 1, 384), 1e-3)
+            vectors[np.arange(look_alikes), np.arange(look_alikes)] = 10.0  # cosine 0.05, same signs
+            vectors[look_alikes] = nearest
+            store.write_embeddings(conn, "all-MiniLM-L6-v2", list(zip(ids, vectors, strict=True)))
+            targets[video] = ids[look_alikes]
+        conn.commit()
+
+        def best(video: str, exact: bool = False) -> int:
+            (hit,) = search(
+                "talk",
+                1,
+                "vector",
+                options=SearchOptions(
+                    candidates=10, max_per_video=None, collapse_overlaps=False, exact=exact
+                ),
+                conn=conn,
+                embedder=_FixedVector(question),
+                reranker="",
+                video_ids=[video],
+            )
+            return hit.segment_id
+
+        assert best("small") == targets["small"]
+        assert best("wide") != targets["wide"]
+        assert best("wide", exact=True) == targets["wide"]

@@ -1,5 +1,5 @@
 -- search_segments: the warehouse's search, the one function the product and SQL consumers call.
--- Vector ranking (HNSW, or an exact scan of a small filter), BM25 over the segment postings, and
+-- Vector ranking (HNSW, or a small filter's own vectors), BM25 over the segment postings, and
 -- their fusion, filtered by publish date and video inside the query; docs/retrieval.md says how
 -- each part was chosen and measured.
 --
@@ -53,7 +53,7 @@ AS $fn$
 DECLARE
     dims            integer;
     floor_sim       double precision := min_similarity;
-    -- The filter's segments, ascending, when few enough to rank exactly (NULL otherwise).
+    -- The filter's segments when few enough to rank directly (NULL otherwise).
     allowed_segments bigint[];
     filtered        boolean := published_from IS NOT NULL OR published_to IS NOT NULL OR video_ids IS NOT NULL;
     -- The videos a filter allows, resolved once: both rankings then test `video_id = ANY(...)`,
@@ -70,6 +70,9 @@ DECLARE
     -- times what a hybrid one does. A filtered search's budget is set once the filter's size is known.
     postings_per_candidate integer := CASE WHEN mode = 'text' THEN 300 ELSE 100 END;
     posting_budget  bigint := CASE WHEN filtered THEN NULL ELSE postings_per_candidate * greatest(candidates, k) END;
+    -- The exact BM25 of the candidates: over every question lexeme, or (see below) over the
+    -- lexemes the walk left out, the walked ones' taken from the walk.
+    bm25_sql        text;
 BEGIN
     IF mode IS NULL OR mode NOT IN ('hybrid', 'vector', 'text') THEN
         RAISE EXCEPTION 'search mode must be hybrid, vector or text, not %', mode USING ERRCODE = '22023';
@@ -115,38 +118,49 @@ BEGIN
         -- 0.62 of the exact top 10, 200 found 0.71, for about 3 ms more a question.
         PERFORM set_config('hnsw.ef_search', least(greatest(2 * depth, 40), 1000)::text, true);
         IF filtered THEN
-            -- A selective filter leaves HNSW few neighbours to find; scanning the filtered rows
-            -- exactly is then both cheaper and complete, so k hits come back whenever k exist.
+            -- A selective filter leaves HNSW few neighbours to find; ranking the filtered rows
+            -- directly is then both cheaper and complete, so k hits come back whenever k exist.
             -- One past the limit is enough to know the filter is too wide for that, so a wide
             -- filter stops reading early.
             allowed_segments := ARRAY(
                 SELECT s.segment_id FROM segments s WHERE s.video_id = ANY(allowed)
                 LIMIT CASE WHEN exact THEN NULL ELSE 20001 END);
-            IF exact OR cardinality(allowed_segments) <= 20000 THEN
-                exact := true;
-            ELSE
+            IF NOT exact AND cardinality(allowed_segments) > 20000 THEN
                 allowed_segments := NULL;
             END IF;
         END IF;
         IF allowed_segments IS NOT NULL THEN
-            -- Exact over the filter's vectors. The ids are one array, which the B-tree sorts and
-            -- then walks in order: one scan of the primary key steps from each id to the next
-            -- instead of descending the index once per segment. Only the nearest `depth` are
-            -- looked up for their video. The ids are passed through a sub-select so that the
-            -- planner sees one value, not 20 000 to estimate one by one.
+            -- The filter's segments, ranked by cosine. Their ids are one array, which the B-tree
+            -- sorts and then walks in order: one scan of the key steps from each id to the next
+            -- instead of descending the index once per segment. The ids are passed through a
+            -- sub-select so that the planner sees one value, not 20 000 to estimate one by one.
+            -- Unless `exact` is asked for, the segments are first ordered by the Hamming distance
+            -- of their sign bits to the question's, read from the key's index alone (48 bytes a
+            -- segment, not 1.5 kB), and only the nearest 5 x depth are read whole and ranked by
+            -- cosine: a filter of at most that many is ranked exactly, a wider one gives up a
+            -- few of its 100 nearest (migration 0010, docs/retrieval.md). Only the nearest
+            -- `depth` are looked up for their video.
             vec_sql := format(
                 $q$
                 SELECT nearest.segment_id, s.video_id, row_number() OVER (ORDER BY nearest.dist) AS rnk, nearest.dist
                 FROM (
                     SELECT e.segment_id, e.embedding <=> $1 AS dist
                     FROM segment_embeddings e
-                    WHERE e.model = %L AND e.segment_id = ANY((SELECT $20)::bigint[])
+                    WHERE e.model = %1$L AND e.segment_id = ANY(%2$s)
                     ORDER BY dist
                     LIMIT $5
                 ) nearest
                 JOIN segments s ON s.segment_id = nearest.segment_id
                 $q$,
-                search_segments.model);
+                search_segments.model,
+                CASE WHEN exact THEN '(SELECT $20)::bigint[]'
+                     ELSE format(
+                         $ids$ARRAY(
+                            SELECT b.segment_id FROM segment_embeddings b
+                            WHERE b.model = %L AND b.segment_id = ANY((SELECT $20)::bigint[])
+                            ORDER BY b.embedding_bits <~> binary_quantize($1), b.segment_id
+                            LIMIT 5 * $5)$ids$,
+                         search_segments.model) END);
         ELSE
             -- The cast to the model's dimension and the model literal must appear in the query
             -- text for the planner to match the model's partial HNSW index; the exact path orders
@@ -212,6 +226,50 @@ BEGIN
         -- Postings come from `segment_postings` by index-only scans (the GIN index would make every
         -- posting a heap fetch of its segment). The rarest lexemes carry most of the BM25 weight,
         -- and a segment holding only common ones scores below the candidates the rare ones find.
+        --
+        -- The exact BM25 reads, for each question lexeme, the postings of the candidates' videos
+        -- and segments: one index-only scan per lexeme, skipping through its postings; a posting
+        -- carries all BM25 needs (tf, words). The walk has already read every posting of the
+        -- lexemes it walked (inside the filter), so where its budget covered most of the
+        -- question (a filter of at most a quarter of the library: a one-year filter at 200 000
+        -- segments walks 12 of 15 lexemes) their BM25 is summed during the walk and the scans
+        -- read only the lexemes left out, the same scores 3-4 ms sooner. Unfiltered the walk
+        -- covers two or three lexemes, and keeping its 15 000 segments' sums cost more than the
+        -- scans it saved (docs/retrieval.md).
+        IF posting_budget IS NOT NULL AND posting_budget < 4 * postings_per_candidate * depth THEN
+            bm25_sql := $q$
+            SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk, r AS bm25
+            FROM (
+                SELECT p.segment_id,
+                       sum(qt.idf * (p.tf * ($18 + 1)) / (p.tf + $18 * (1 - $19 + $19 * p.words / qt.avglen))) AS r
+                FROM qt
+                JOIN segment_postings p ON p.lexeme = qt.lexeme
+                     AND p.video_id = ANY(ARRAY(SELECT DISTINCT video_id FROM pool))
+                     AND p.segment_id = ANY(ARRAY(SELECT segment_id FROM pool))
+                GROUP BY p.segment_id
+            ) ranked
+            $q$;
+        ELSE
+            bm25_sql := $q$
+            SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk, r AS bm25
+            FROM (
+                SELECT pool.segment_id, coalesce(w.bm25, 0) + coalesce(rest.r, 0) AS r
+                FROM pool
+                LEFT JOIN walked_segments w ON w.segment_id = pool.segment_id
+                LEFT JOIN (
+                    SELECT p.segment_id,
+                           sum(qt.idf * (p.tf * ($18 + 1)) / (p.tf + $18 * (1 - $19 + $19 * p.words / qt.avglen))) AS r
+                    FROM qt
+                    JOIN segment_postings p ON p.lexeme = qt.lexeme
+                         AND p.video_id = ANY(ARRAY(SELECT DISTINCT video_id FROM pool))
+                         AND p.segment_id = ANY(ARRAY(SELECT segment_id FROM pool))
+                    WHERE qt.lexeme NOT IN (SELECT lexeme FROM walked)
+                    GROUP BY p.segment_id
+                ) rest ON rest.segment_id = pool.segment_id
+                WHERE w.segment_id IS NOT NULL OR rest.segment_id IS NOT NULL
+            ) ranked
+            $q$;
+        END IF;
         txt_sql := format($q$
             WITH qt AS MATERIALIZED (
                 SELECT q.lexeme,
@@ -229,8 +287,8 @@ BEGIN
                 SELECT * FROM qt WHERE NOT EXISTS (SELECT 1 FROM qt WHERE df <= greatest(n / 4, 1))
             ),
             walked AS MATERIALIZED (
-                SELECT lexeme, idf FROM (
-                    SELECT i.lexeme, i.idf,
+                SELECT lexeme, idf, avglen FROM (
+                    SELECT i.lexeme, i.idf, i.avglen,
                            coalesce(sum(i.df) OVER (ORDER BY i.df, i.lexeme
                                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
                     FROM informative i
@@ -238,13 +296,19 @@ BEGIN
                 ) w
                 WHERE $13::bigint IS NULL OR before < $13  -- the rarest lexeme is always walked
             ),
-            walk AS (
-                SELECT p.segment_id, min(p.video_id) AS video_id
+            -- Every segment holding a walked lexeme, with its summed IDF (the walk's order) and its
+            -- BM25 over the walked lexemes (read only by the second form of the exact BM25 below).
+            walked_segments AS (
+                SELECT p.segment_id, min(p.video_id) AS video_id, sum(i.idf) AS idf_sum,
+                       sum(i.idf * (p.tf * ($18 + 1)) / (p.tf + $18 * (1 - $19 + $19 * p.words / i.avglen))) AS bm25
                 FROM walked i
                 JOIN segment_postings p ON p.lexeme = i.lexeme
                 %1$s
                 GROUP BY p.segment_id
-                ORDER BY sum(i.idf) DESC, p.segment_id
+            ),
+            walk AS (
+                SELECT segment_id, video_id FROM walked_segments
+                ORDER BY idf_sum DESC, segment_id
                 LIMIT 5 * $5
             ),
             -- Text mode has no other candidates, so where the budget left lexemes out and the walk
@@ -270,22 +334,12 @@ BEGIN
                 UNION
                 SELECT segment_id, video_id FROM vec
             )
-            SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk, r AS bm25
-            FROM (
-                SELECT p.segment_id,
-                       sum(qt.idf * (p.tf * ($18 + 1)) / (p.tf + $18 * (1 - $19 + $19 * p.words / qt.avglen))) AS r
-                FROM qt
-                -- One index-only scan per question lexeme, skipping through its postings to the
-                -- pool's videos and segments; a posting carries all BM25 needs (tf, words).
-                JOIN segment_postings p ON p.lexeme = qt.lexeme
-                     AND p.video_id = ANY(ARRAY(SELECT DISTINCT video_id FROM pool))
-                     AND p.segment_id = ANY(ARRAY(SELECT segment_id FROM pool))
-                GROUP BY p.segment_id
-            ) ranked
+            %2$s
         $q$,
             -- Unfiltered, the walk reads nothing but the postings' index. Filtered, the videos
             -- reach it through a sub-select for the same reason as the vector ranking's ids.
-            CASE WHEN filtered THEN 'AND p.video_id = ANY((SELECT $4)::text[])' ELSE '' END);
+            CASE WHEN filtered THEN 'AND p.video_id = ANY((SELECT $4)::text[])' ELSE '' END,
+            bm25_sql);
     END IF;
 
     RETURN QUERY EXECUTE format(
@@ -364,3 +418,37 @@ BEGIN
           posting_budget, floor_sim, alpha, mode, fusion, bm25_k1, bm25_b, allowed_segments;
 END
 $fn$;
+
+-- What SQL consumers read with \df+ or obj_description(); restated here so it follows the function.
+COMMENT ON FUNCTION search_segments(text, vector, integer, text, text, date, date, text[], integer, integer,
+                                    integer, double precision, double precision, boolean, boolean,
+                                    double precision, text, double precision, double precision,
+                                    double precision) IS
+$doc$Hybrid search over transcript segments; returns at most k hits, best first.
+
+Arguments (all but query_text optional, pass by name: search_segments('fasting', emb, k => 5)):
+  query_text       the question; its English lexemes are ORed for the full-text ranking.
+  query_embedding  the question embedded with `model` (normalised, with the model's query prompt);
+                   needed for hybrid and vector; in text mode it only fills `similarity`/`weak`.
+  k                hits to return (default 10).
+  mode             'hybrid' (default: both rankings fused), 'vector', 'text'.
+  model            embedding model whose vectors to search (default all-MiniLM-L6-v2).
+  published_from, published_to   inclusive UTC publish dates; NULL = unbounded.
+  video_ids        restrict to these videos; NULL = all.
+  max_per_video    at most this many hits from one video (default 5; NULL = no limit).
+  candidates       depth of each ranking before fusion (default 100).
+  fusion           'convex' (default): score = alpha x cosine (min-max over the candidates of both
+                   rankings) + (1 - alpha) x BM25 / best BM25; 'rrf': reciprocal rank fusion.
+  alpha            the cosine's weight in convex fusion (default 0.55).
+  bm25_k1, bm25_b  BM25's term-frequency saturation and length normalisation (default 0.9, 0.4).
+  rrf_k, vector_weight, text_weight   rrf: score = w_v/(rrf_k + rank_v) + w_t/(rrf_k + rank_t).
+  exact            true: the cosine of every vector the filter allows (for measuring recall), not
+                   the HNSW index and, under a filter, not the sign-bit shortlist.
+  collapse_overlaps  true (default): of hits from one video whose time ranges overlap, keep the best.
+  min_similarity   cosine below which a hit is `weak`; default the model's (embedding_models).
+Filters are applied inside both rankings, so a filtered search still returns k hits when k exist.
+Columns: segment_id, video_id, title, published_at, start_s, end_s, text, link (YouTube deep link at
+start_s), score, vector_rank, text_rank (NULL when that ranking did not place the segment),
+similarity (cosine to the question; NULL without query_embedding), text_score (BM25; NULL when the
+segment holds none of the question's words), weak (similarity below the floor: the library holds
+nothing closely related; NULL when not judged).$doc$;
