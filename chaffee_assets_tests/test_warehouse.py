@@ -26,6 +26,32 @@ def test_migrations_apply_to_an_empty_database_and_a_second_upgrade_is_a_no_op(e
     assert recorded == len(available_migrations())
 
 
+def test_a_database_with_a_pgvector_too_old_for_the_search_is_refused_before_any_migration(
+    empty_database_url: str,
+):
+    """A database whose vector extension was created by pgvector 0.7 (the catalog says so, as it
+    would after an old package created it) is refused in one line that says what to do, and no
+    migration is applied: the search function needs 0.8's iterative HNSW scans."""
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+        conn.execute("UPDATE pg_extension SET extversion = '0.7.4' WHERE extname = 'vector'")
+    with pytest.raises(
+        WarehouseError,
+        match=r"pgvector 0\.7\.4 is installed in this database; .*0\.8\.0 or later.*ALTER EXTENSION vector UPDATE",
+    ):
+        upgrade(empty_database_url)
+    with psycopg.connect(empty_database_url) as conn:
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None
+
+
+def test_pgvector_versions_compare_by_their_numbers():
+    from chaffee_assets.warehouse.migrate import MIN_PGVECTOR, pgvector_version_tuple
+
+    assert pgvector_version_tuple("0.7.4") < MIN_PGVECTOR <= pgvector_version_tuple("0.8.0")
+    assert pgvector_version_tuple("0.10.1") > pgvector_version_tuple("0.8.5")  # not as strings
+    assert pgvector_version_tuple("0.8.0-rc1") == (0, 8, 0)
+
+
 def test_a_definition_is_applied_after_the_migrations_and_again_only_when_its_file_changes(
     empty_database_url: str, tmp_path, monkeypatch
 ):

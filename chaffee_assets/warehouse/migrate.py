@@ -133,6 +133,35 @@ def refuse_changed(changed: list[Migration]) -> None:
         )
 
 
+# The search function sets hnsw.iterative_scan (pgvector 0.8) and migration 0010 stores
+# binary_quantize's sign bits (0.7).
+MIN_PGVECTOR = (0, 8, 0)
+
+
+def pgvector_version_tuple(version: str) -> tuple[int, ...]:
+    """ "0.8.5" -> (0, 8, 5); a suffix such as "0.8.0-rc1" counts by its numbers."""
+    return tuple(int(m.group()) if (m := re.match(r"\d+", part)) else 0 for part in version.split(".")[:3])
+
+
+def require_pgvector_version(conn: psycopg.Connection) -> None:
+    """Raise WarehouseError, before any migration, when the database's pgvector (or, before it is
+    created, the one the server offers) is older than MIN_PGVECTOR."""
+    installed, offered = conn.execute(
+        "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+        "(SELECT default_version FROM pg_available_extensions WHERE name = 'vector')"
+    ).fetchone()
+    version = installed or offered
+    if version and pgvector_version_tuple(version) < MIN_PGVECTOR:
+        needed = ".".join(map(str, MIN_PGVECTOR))
+        where = "is installed in this database" if installed else "is what the server offers"
+        then = (
+            "install a newer pgvector package on the server, then run ALTER EXTENSION vector UPDATE"
+            if installed
+            else "install a newer pgvector package on the server"
+        )
+        raise WarehouseError(f"pgvector {version} {where}; the warehouse needs {needed} or later: {then}")
+
+
 def upgrade(url: str | None = None) -> list[Migration]:
     """Apply every migration not yet recorded, then every definition that changed. Returns the
     migrations applied now (empty: already current).
@@ -149,6 +178,7 @@ def upgrade_and_define(url: str | None = None) -> tuple[list[Migration], list[De
     with connect(url or warehouse_url()) as conn:
         with conn.transaction():
             refuse_changed(changed_migrations(applied_versions(conn), migrations))
+            require_pgvector_version(conn)
         for migration in migrations:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
