@@ -139,7 +139,7 @@ MIN_PGVECTOR = (0, 8, 0)
 
 
 def pgvector_version_tuple(version: str) -> tuple[int, ...]:
-    """ "0.8.5" -> (0, 8, 5); a suffix such as "0.8.0-rc1" counts by its numbers."""
+    """A version's numbers, to compare: "0.8.5" -> (0, 8, 5), "0.8.0-rc1" -> (0, 8, 0)."""
     return tuple(int(m.group()) if (m := re.match(r"\d+", part)) else 0 for part in version.split(".")[:3])
 
 

@@ -233,7 +233,7 @@ BEGIN
         -- lexemes it walked (inside the filter), so where its budget covered most of the
         -- question (a filter of at most a quarter of the library: a one-year filter at 200 000
         -- segments walks 12 of 15 lexemes) their BM25 is summed during the walk and the scans
-        -- read only the lexemes left out, the same scores 3-4 ms sooner. Unfiltered the walk
+        -- read only the lexemes left out, the same scores 2.5-3.6 ms sooner. Unfiltered the walk
         -- covers two or three lexemes, and keeping its 15 000 segments' sums cost more than the
         -- scans it saved (docs/retrieval.md).
         IF posting_budget IS NOT NULL AND posting_budget < 4 * postings_per_candidate * depth THEN
@@ -442,8 +442,8 @@ Arguments (all but query_text optional, pass by name: search_segments('fasting',
   alpha            the cosine's weight in convex fusion (default 0.55).
   bm25_k1, bm25_b  BM25's term-frequency saturation and length normalisation (default 0.9, 0.4).
   rrf_k, vector_weight, text_weight   rrf: score = w_v/(rrf_k + rank_v) + w_t/(rrf_k + rank_t).
-  exact            true: the cosine of every vector the filter allows (for measuring recall), not
-                   the HNSW index and, under a filter, not the sign-bit shortlist.
+  exact            true: the cosine of every vector (under a filter, every one it allows) instead
+                   of the HNSW index or a filter's sign-bit shortlist (for measuring recall).
   collapse_overlaps  true (default): of hits from one video whose time ranges overlap, keep the best.
   min_similarity   cosine below which a hit is `weak`; default the model's (embedding_models).
 Filters are applied inside both rankings, so a filtered search still returns k hits when k exist.
