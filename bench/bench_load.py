@@ -3,8 +3,9 @@
     python bench/bench_load.py [--segments 50000] [--with-index] [--quick]
 
 Uses a scratch database on the warehouse's server (or `--database-url`), dropped and recreated.
-Segments are written first, as the product writes them (binary COPY, GIN index and BM25 statistics
-triggers); then the same vectors are written three ways and timed against row-by-row INSERT. The
+Segments are written first, as the product writes them (binary COPY, the postings and BM25 statistics
+triggers); then the same vectors are written three ways and timed against row-by-row INSERT, and the
+product's upsert is timed with and without the vectors' sign bits (migration 0010). The
 whole write path at 200 000 segments of real text, HNSW included, is in bench_query.py's `load`.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -45,7 +47,7 @@ def scratch(url: str | None, name: str) -> str:
 
 def prepare(conn: psycopg.Connection, n: int) -> tuple[list[int], float]:
     """n segments of random words in videos of 1 000 segments each, written by the product's
-    `replace_segments` (binary COPY, the GIN index and the BM25 statistics triggers maintained).
+    `replace_segments` (binary COPY, the postings and BM25 statistics triggers maintained).
     Returns their ids and the seconds the segment writes took."""
     words = [
         "fasting",
@@ -91,6 +93,22 @@ def clear(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
+def set_sign_bits(conn: psycopg.Connection, present: bool) -> None:
+    """Add or drop migration 0010's sign-bit column and its index (on an empty table: no rewrite)."""
+    if present:
+        conn.execute(
+            "ALTER TABLE segment_embeddings ADD COLUMN IF NOT EXISTS embedding_bits varbit "
+            "GENERATED ALWAYS AS (binary_quantize(embedding)::varbit) STORED"
+        )
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS segment_embeddings_bits_idx "
+            "ON segment_embeddings (segment_id, model) INCLUDE (embedding_bits)"
+        )
+    else:
+        conn.execute("ALTER TABLE segment_embeddings DROP COLUMN IF EXISTS embedding_bits")
+    conn.commit()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=50_000, help="rows to load (default 50000)")
@@ -128,6 +146,21 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         store.write_embeddings(conn, MODEL, zip(ids, vectors, strict=True), upsert=False)
         results["copy_binary_direct_s"] = round(time.perf_counter() - t0, 2)
+        # What the sign bits (migration 0010: a generated column and an index on the key) cost the
+        # product's write path: the same upsert with and without them, three times each, alternating.
+        # The table is empty before each write, so adding the column back rewrites nothing.
+        timings: dict[bool, list[float]] = {True: [], False: []}
+        for present in (True, False) * 3:
+            set_sign_bits(conn, present)
+            clear(conn)
+            t0 = time.perf_counter()
+            store.write_embeddings(conn, MODEL, zip(ids, vectors, strict=True))
+            timings[present].append(time.perf_counter() - t0)
+        results["copy_binary_upsert_with_sign_bits_s"] = [round(t, 2) for t in timings[True]]
+        results["copy_binary_upsert_without_sign_bits_s"] = [round(t, 2) for t in timings[False]]
+        results["sign_bits_write_cost"] = round(
+            statistics.median(timings[True]) / statistics.median(timings[False]), 2
+        )
     results["speedup_upsert"] = round(results["insert_row_by_row_s"] / results["copy_binary_upsert_s"], 2)
     results["speedup_direct"] = round(results["insert_row_by_row_s"] / results["copy_binary_direct_s"], 2)
     results["machine"] = (
