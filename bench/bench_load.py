@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from chaffee_assets.retrieval import store  # noqa: E402
 from chaffee_assets.retrieval.segmenter import Segment  # noqa: E402
 from chaffee_assets.warehouse import connect  # noqa: E402
-from chaffee_assets.warehouse.migrate import upgrade  # noqa: E402
+from chaffee_assets.warehouse.migrate import available_migrations, upgrade  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
 
@@ -94,18 +94,12 @@ def clear(conn: psycopg.Connection) -> None:
 
 
 def set_sign_bits(conn: psycopg.Connection, present: bool) -> None:
-    """Add or drop migration 0010's sign-bit column and its index (on an empty table: no rewrite)."""
+    """Drop migration 0010's sign-bit column (its index goes with it), or apply the migration's own
+    SQL again (on an empty table: no rewrite)."""
+    conn.execute("ALTER TABLE segment_embeddings DROP COLUMN IF EXISTS embedding_bits")
     if present:
-        conn.execute(
-            "ALTER TABLE segment_embeddings ADD COLUMN IF NOT EXISTS embedding_bits varbit "
-            "GENERATED ALWAYS AS (binary_quantize(embedding)::varbit) STORED"
-        )
-        conn.execute(
-            "CREATE INDEX IF NOT EXISTS segment_embeddings_bits_idx "
-            "ON segment_embeddings (segment_id, model) INCLUDE (embedding_bits)"
-        )
-    else:
-        conn.execute("ALTER TABLE segment_embeddings DROP COLUMN IF EXISTS embedding_bits")
+        (sign_bits,) = [m for m in available_migrations() if m.path.name == "0010_embedding_sign_bits.sql"]
+        conn.execute(sign_bits.sql)
     conn.commit()
 
 

@@ -70,8 +70,9 @@ DECLARE
     -- times what a hybrid one does. A filtered search's budget is set once the filter's size is known.
     postings_per_candidate integer := CASE WHEN mode = 'text' THEN 300 ELSE 100 END;
     posting_budget  bigint := CASE WHEN filtered THEN NULL ELSE postings_per_candidate * greatest(candidates, k) END;
-    -- The exact BM25 of the candidates: over every question lexeme, or (see below) over the
-    -- lexemes the walk left out, the walked ones' taken from the walk.
+    -- Whether the exact BM25 takes the walked lexemes' part from the walk (see below), and its
+    -- query: the candidates' BM25 by segment.
+    reuse_walk      boolean;
     bm25_sql        text;
 BEGIN
     IF mode IS NULL OR mode NOT IN ('hybrid', 'vector', 'text') THEN
@@ -236,39 +237,26 @@ BEGIN
         -- read only the lexemes left out, the same scores 2.5-3.6 ms sooner. Unfiltered the walk
         -- covers two or three lexemes, and keeping its 15 000 segments' sums cost more than the
         -- scans it saved (docs/retrieval.md).
-        IF posting_budget IS NOT NULL AND posting_budget < 4 * postings_per_candidate * depth THEN
-            bm25_sql := $q$
-            SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk, r AS bm25
-            FROM (
+        reuse_walk := posting_budget IS NULL OR posting_budget >= 4 * postings_per_candidate * depth;
+        bm25_sql := format($q$
                 SELECT p.segment_id,
                        sum(qt.idf * (p.tf * ($18 + 1)) / (p.tf + $18 * (1 - $19 + $19 * p.words / qt.avglen))) AS r
                 FROM qt
                 JOIN segment_postings p ON p.lexeme = qt.lexeme
                      AND p.video_id = ANY(ARRAY(SELECT DISTINCT video_id FROM pool))
                      AND p.segment_id = ANY(ARRAY(SELECT segment_id FROM pool))
+                %s
                 GROUP BY p.segment_id
-            ) ranked
-            $q$;
-        ELSE
-            bm25_sql := $q$
-            SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk, r AS bm25
-            FROM (
+            $q$,
+            CASE WHEN reuse_walk THEN 'WHERE qt.lexeme NOT IN (SELECT lexeme FROM walked)' ELSE '' END);
+        IF reuse_walk THEN
+            bm25_sql := format($q$
                 SELECT pool.segment_id, coalesce(w.bm25, 0) + coalesce(rest.r, 0) AS r
                 FROM pool
                 LEFT JOIN walked_segments w ON w.segment_id = pool.segment_id
-                LEFT JOIN (
-                    SELECT p.segment_id,
-                           sum(qt.idf * (p.tf * ($18 + 1)) / (p.tf + $18 * (1 - $19 + $19 * p.words / qt.avglen))) AS r
-                    FROM qt
-                    JOIN segment_postings p ON p.lexeme = qt.lexeme
-                         AND p.video_id = ANY(ARRAY(SELECT DISTINCT video_id FROM pool))
-                         AND p.segment_id = ANY(ARRAY(SELECT segment_id FROM pool))
-                    WHERE qt.lexeme NOT IN (SELECT lexeme FROM walked)
-                    GROUP BY p.segment_id
-                ) rest ON rest.segment_id = pool.segment_id
+                LEFT JOIN (%s) rest ON rest.segment_id = pool.segment_id
                 WHERE w.segment_id IS NOT NULL OR rest.segment_id IS NOT NULL
-            ) ranked
-            $q$;
+            $q$, bm25_sql);
         END IF;
         txt_sql := format($q$
             WITH qt AS MATERIALIZED (
@@ -297,7 +285,7 @@ BEGIN
                 WHERE $13::bigint IS NULL OR before < $13  -- the rarest lexeme is always walked
             ),
             -- Every segment holding a walked lexeme, with its summed IDF (the walk's order) and its
-            -- BM25 over the walked lexemes (read only by the second form of the exact BM25 below).
+            -- BM25 over the walked lexemes (read by the exact BM25 only where `reuse_walk`).
             walked_segments AS (
                 SELECT p.segment_id, min(p.video_id) AS video_id, sum(i.idf) AS idf_sum,
                        sum(i.idf * (p.tf * ($18 + 1)) / (p.tf + $18 * (1 - $19 + $19 * p.words / i.avglen))) AS bm25
@@ -334,7 +322,8 @@ BEGIN
                 UNION
                 SELECT segment_id, video_id FROM vec
             )
-            %2$s
+            SELECT segment_id, row_number() OVER (ORDER BY r DESC, segment_id) AS rnk, r AS bm25
+            FROM (%2$s) ranked
         $q$,
             -- Unfiltered, the walk reads nothing but the postings' index. Filtered, the videos
             -- reach it through a sub-select for the same reason as the vector ranking's ids.
