@@ -4,14 +4,22 @@ Connection strings and proxy URLs reach error messages in every form libpq and H
 so secrets are hidden by their shape, wherever they sit in the text:
 `scheme://user:PASSWORD@host` (with or without the scheme), `password=PASSWORD` (a keyword DSN, quoted or not),
 `?password=PASSWORD` / `&sslpassword=…` (URL query parameters), `?key=…` (Google API keys in a URL),
-and `sk-…` (OpenAI keys).
+and `sk-…` (OpenAI keys). A secret of another shape (a key from another provider, echoed back in an
+upstream error) is hidden by its value once the process has registered it with `register_secret`.
 """
 
 from __future__ import annotations
 
+import base64
 import re
+import threading
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
+# Secrets shorter than this are not hidden by value: "abc" would mask ordinary words.
+_MIN_SECRET_CHARS = 6
+_known_secrets: set[str] = set()
+_known_lock = threading.Lock()
 
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<secret>\S*)(?=@)")
 # `user:password@host` without a scheme: what libpq quotes back from a malformed URL.
@@ -25,8 +33,36 @@ _QUERY_SECRET = re.compile(
 _OPENAI_KEY = re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{6,}")
 
 
+def register_secret(value: str | None) -> None:
+    """Hide `value` wherever it appears from now on (an API key, a password); short values are ignored."""
+    if value and len(value) >= _MIN_SECRET_CHARS:
+        with _known_lock:
+            _known_secrets.add(value)
+
+
+def register_url_secrets(url: str | None) -> None:
+    """Register the password in a URL's `user:password@` part, as written and percent-decoded."""
+    if not url:
+        return
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return
+    if password:
+        register_secret(password)
+        register_secret(unquote(password))
+        # HTTP clients send URL credentials as Basic auth, which an upstream may quote back.
+        userinfo = f"{unquote(parts.username or '')}:{unquote(password)}"
+        register_secret(base64.b64encode(userinfo.encode()).decode())
+
+
 def redact(text: str) -> str:
     """`text` with every password, API key and token replaced by `***` (see the module docstring)."""
+    with _known_lock:
+        known = sorted(_known_secrets, key=len, reverse=True)
+    for secret in known:
+        text = text.replace(secret, MASK)
     text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
     text = _USERINFO_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
     text = _KEYWORD_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
