@@ -48,6 +48,13 @@ DEFAULT_ANSWER_BUDGET_USD = 1.00
 DEFAULT_ANSWER_INPUT_USD_PER_MTOK = 0.40
 DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK = 1.60
 DEFAULT_ANSWER_PASSAGES = 6
+# One wait for the model's reply, never retried: a hung model holds an answer worker this long at most.
+DEFAULT_ANSWER_TIMEOUT_S = 20.0
+# Answers run on their own few threads with a short queue, so searches never wait behind them.
+DEFAULT_ANSWER_WORKERS = 4
+DEFAULT_ANSWER_QUEUE = 8
+# After the model fails, answers are refused at once this long (a refused key: ten times as long).
+DEFAULT_ANSWER_PAUSE_S = 30.0
 # The file a library folder may hold with questions whose answers it contains (see golden_queries.py).
 GOLDEN_QUERIES_FILE_NAME = "golden_queries.jsonl"
 
@@ -135,6 +142,12 @@ class Settings:
         default=DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK, metadata={"env": "CHAFFEE_ANSWER_OUTPUT_USD_PER_MTOK"}
     )
     answer_passages: int = field(default=DEFAULT_ANSWER_PASSAGES, metadata={"env": "CHAFFEE_ANSWER_PASSAGES"})
+    answer_timeout_s: float = field(
+        default=DEFAULT_ANSWER_TIMEOUT_S, metadata={"env": "CHAFFEE_ANSWER_TIMEOUT_S"}
+    )
+    answer_workers: int = field(default=DEFAULT_ANSWER_WORKERS, metadata={"env": "CHAFFEE_ANSWER_WORKERS"})
+    answer_queue: int = field(default=DEFAULT_ANSWER_QUEUE, metadata={"env": "CHAFFEE_ANSWER_QUEUE"})
+    answer_pause_s: float = field(default=DEFAULT_ANSWER_PAUSE_S, metadata={"env": "CHAFFEE_ANSWER_PAUSE_S"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -197,6 +210,10 @@ class Settings:
                 "CHAFFEE_ANSWER_OUTPUT_USD_PER_MTOK", _amount, DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK
             ),
             answer_passages=env.get("CHAFFEE_ANSWER_PASSAGES", _passages, DEFAULT_ANSWER_PASSAGES),
+            answer_timeout_s=env.get("CHAFFEE_ANSWER_TIMEOUT_S", _positive_float, DEFAULT_ANSWER_TIMEOUT_S),
+            answer_workers=env.get("CHAFFEE_ANSWER_WORKERS", _positive_int, DEFAULT_ANSWER_WORKERS),
+            answer_queue=env.get("CHAFFEE_ANSWER_QUEUE", _count, DEFAULT_ANSWER_QUEUE),
+            answer_pause_s=env.get("CHAFFEE_ANSWER_PAUSE_S", _positive_float, DEFAULT_ANSWER_PAUSE_S),
         )
 
 

@@ -42,16 +42,23 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
 
     import uvicorn
 
+    from chaffee_assets.error_text import redact as redact_secrets
+    from chaffee_assets.error_text import register_secret, register_url_secrets
     from chaffee_assets.retrieval.embedder import EmbeddingModelError, canonical_model_name
     from chaffee_assets.search import embedder_for
     from chaffee_assets.warehouse import connect
     from chaffee_assets.warehouse.migrate import ensure_schema
     from chaffee_assets.warehouse.server import redact
+    from chaffee_assets.web.log_config import log_config
+    from chaffee_assets.web.request_limits import JsonErrorH11Protocol
     from chaffee_assets.web.settings import WebSettings
 
     settings = WebSettings.from_env()
+    register_secret(settings.openai_api_key)
+    register_url_secrets(settings.openai_base_url)
     require_free_port(host, port)
     url = ensure_schema()
+    register_url_secrets(url)
     model = canonical_model_name(settings.embedding_model)
     with connect(url, autocommit=True) as conn:
         videos, segments, embedded = conn.execute(
@@ -67,7 +74,7 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
     else:
         print(f"indexed: {videos} videos, {segments} segments ({embedded} embedded with {model})")
     if settings.answers_configured:
-        where = settings.openai_base_url or "the OpenAI API"
+        where = redact_secrets(settings.openai_base_url) if settings.openai_base_url else "the OpenAI API"
         print(
             f"answers: {settings.answer_model} via {where}, "
             f"daily budget ${settings.answer_budget_usd:.2f} (CHAFFEE_ANSWER_BUDGET_USD)"
@@ -91,6 +98,9 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
         "access_log": access_log,
         "log_level": "info",
         "proxy_headers": True,
+        # Every log record is redacted; an oversize or malformed request head is answered as JSON.
+        "log_config": log_config(),
+        "http": JsonErrorH11Protocol,
     }
     if workers == 1:
         from chaffee_assets.web import create_app

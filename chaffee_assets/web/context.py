@@ -1,5 +1,6 @@
-"""What one server process holds for its lifetime: settings, the connection pool, the loaded embedding
-model, the rate limiter, the answer writer and a short-lived count of what is indexed."""
+"""What one server process holds for its lifetime: settings, the way to the warehouse (a connection
+pool behind a circuit breaker), the loaded embedding model, the rate limiter, the answer writer and its
+pool of threads, and a short-lived count of what is indexed."""
 
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from chaffee_assets.retrieval.embedder import Embedder, canonical_model_name
 from chaffee_assets.search import embedder_for
+from chaffee_assets.web.answers.pool import AnswerPool
 from chaffee_assets.web.answers.writer import AnswerWriter
 from chaffee_assets.web.moments import find_hits as find_moment_hits
 from chaffee_assets.web.protection import RateLimiter
 from chaffee_assets.web.queries import SearchRequest
 from chaffee_assets.web.settings import WebSettings
+from chaffee_assets.web.warehouse_gate import WarehouseGate
 
 STATS_TTL_S = 30.0
-POOL_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,33 +46,24 @@ class WebContext:
     def __init__(self, settings: WebSettings, database_url: str) -> None:
         self.settings = settings
         self.database_url = database_url
-        self.pool = ConnectionPool(
-            database_url,
-            min_size=1,
-            max_size=settings.pool_size,
-            kwargs={"autocommit": True},
-            configure=_configure,
-            # A connection that died (a database restart) is replaced instead of failing a request.
-            check=ConnectionPool.check_connection,
-            timeout=POOL_TIMEOUT_S,
-            open=False,
-            name="chaffee-web",
-        )
+        self.warehouse = WarehouseGate(database_url, pool_size=settings.pool_size, configure=_configure)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.answers = AnswerWriter(settings, connection=self.connection, find_hits=self.find_hits)
+        self.answer_pool = AnswerPool(settings.answer_workers, settings.answer_queue)
         self._embedder: Embedder | None = None
         self._stats: tuple[float, IndexStats] | None = None
         self._stats_lock = threading.Lock()
 
     def open(self) -> None:
-        self.pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+        self.warehouse.open()
 
     def close(self) -> None:
-        self.pool.close()
+        self.answer_pool.close()
+        self.warehouse.close()
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        with self.pool.connection() as conn:
+        with self.warehouse.connection() as conn:
             yield conn
 
     @property

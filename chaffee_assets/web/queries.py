@@ -1,4 +1,5 @@
-"""A search as the page and the API receive it: checked once, with one-line messages for bad input."""
+"""A search as the page and the API receive it, checked by `chaffee_assets.search_input` (the limits and
+messages the CLI shares)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,27 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlencode
 
-from chaffee_assets.search import MODES
-from chaffee_assets.web.settings import MAX_K, MAX_QUERY_CHARS
+from chaffee_assets.search_input import (
+    InputError,
+    checked_k,
+    checked_mode,
+    checked_query,
+    checked_range,
+    day,
+    refuse_control_characters,
+    whole_number,
+)
 
 DEFAULT_K = 10
 
-
-class InputError(ValueError):
-    """A request the server will not run; the message says what to change."""
+__all__ = [
+    "DEFAULT_K",
+    "InputError",
+    "SearchRequest",
+    "checked_search",
+    "parsed_search",
+    "refuse_control_characters",
+]
 
 
 @dataclass(frozen=True)
@@ -45,17 +59,10 @@ def checked_search(
     published_to: date | None = None,
 ) -> SearchRequest:
     """The request, or InputError: empty or over-long question, k out of range, unknown mode, dates reversed."""
-    query = " ".join(query.split())
-    if not query:
-        raise InputError("the question is empty: type a few words")
-    if len(query) > MAX_QUERY_CHARS:
-        raise InputError(f"the question is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")
-    if not 1 <= k <= MAX_K:
-        raise InputError(f"k must be between 1 and {MAX_K}, not {k}")
-    if mode not in MODES:
-        raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if published_from and published_to and published_from > published_to:
-        raise InputError(f"the 'from' date {published_from} is after the 'to' date {published_to}")
+    query = checked_query(query)
+    checked_k(k)
+    checked_mode(mode)
+    checked_range(published_from, published_to)
     return SearchRequest(query, k, mode, published_from, published_to)
 
 
@@ -63,28 +70,17 @@ def parsed_search(
     query: str | None, k: str | None, mode: str | None, published_from: str | None, published_to: str | None
 ) -> SearchRequest:
     """`checked_search` from a form's strings (the page's query string), blanks meaning the default."""
+    for what, raw in (("k", k), ("the mode", mode)):
+        refuse_control_characters(what, raw)
     return checked_search(
         query or "",
-        _whole("k", k, DEFAULT_K),
+        whole_number("k", k) if k and k.strip() else DEFAULT_K,
         (mode or "hybrid").strip() or "hybrid",
-        _day("from", published_from),
-        _day("to", published_to),
+        optional_day("from", published_from),
+        optional_day("to", published_to),
     )
 
 
-def _whole(name: str, raw: str | None, default: int) -> int:
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise InputError(f"{name} must be a whole number, not {raw[:40]!r}") from None
-
-
-def _day(name: str, raw: str | None) -> date | None:
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return date.fromisoformat(raw.strip())
-    except ValueError:
-        raise InputError(f"the '{name}' date must be YYYY-MM-DD, not {raw[:40]!r}") from None
+def optional_day(name: str, raw: str | None) -> date | None:
+    """`day`, with a missing or blank value meaning no limit."""
+    return day(name, raw) if raw is not None and raw.strip() else None

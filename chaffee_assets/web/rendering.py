@@ -44,7 +44,14 @@ def _environment() -> jinja2.Environment:
 templates = Jinja2Templates(env=_environment())
 
 
-def render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     defaults: dict[str, Any] = {
         "search": None,
         "error": None,
@@ -52,4 +59,6 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
         "videos": [],
         "hit_count": 0,
     }
-    return templates.TemplateResponse(request, name, {**defaults, **context}, status_code=status_code)
+    return templates.TemplateResponse(
+        request, name, {**defaults, **context}, status_code=status_code, headers=headers
+    )

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The limits every face shares live with their checks; named here too for the web's own modules.
+from chaffee_assets.search_input import MAX_K, MAX_QUERY_CHARS  # noqa: F401
 from chaffee_assets.settings import (
     DEFAULT_ANSWER_BUDGET_USD,
     DEFAULT_ANSWER_INPUT_USD_PER_MTOK,
     DEFAULT_ANSWER_MODEL,
     DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK,
     DEFAULT_ANSWER_PASSAGES,
+    DEFAULT_ANSWER_PAUSE_S,
+    DEFAULT_ANSWER_QUEUE,
+    DEFAULT_ANSWER_TIMEOUT_S,
+    DEFAULT_ANSWER_WORKERS,
     DEFAULT_DB_POOL_SIZE,
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     settings,
 )
-
-MAX_K = 50
-MAX_QUERY_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,14 @@ class WebSettings:
     output_usd_per_mtok: float = DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK
     answer_passages: int = DEFAULT_ANSWER_PASSAGES
     answer_max_tokens: int = 400
-    answer_timeout_s: float = 30.0
+    # One bounded wait for the reply; a timeout is never retried (the model may be working on it).
+    answer_timeout_s: float = DEFAULT_ANSWER_TIMEOUT_S
     answer_cache_hours: float = 24.0
-    # The openai client's own retries (with backoff, honouring Retry-After) before a 503.
+    # Retries of a call the model refused before doing any work (429 or 5xx), each reserved anew.
     answer_retries: int = 1
+    answer_workers: int = DEFAULT_ANSWER_WORKERS
+    answer_queue: int = DEFAULT_ANSWER_QUEUE
+    answer_pause_s: float = DEFAULT_ANSWER_PAUSE_S
 
     @property
     def answers_configured(self) -> bool:
@@ -62,4 +69,8 @@ class WebSettings:
             input_usd_per_mtok=config.answer_input_usd_per_mtok,
             output_usd_per_mtok=config.answer_output_usd_per_mtok,
             answer_passages=config.answer_passages,
+            answer_timeout_s=config.answer_timeout_s,
+            answer_workers=config.answer_workers,
+            answer_queue=config.answer_queue,
+            answer_pause_s=config.answer_pause_s,
         )

@@ -29,7 +29,12 @@ You are given numbered passages transcribed from the videos. Use only these pass
 - If the passages do not answer the question, reply with exactly {NO_ANSWER_MARK} and nothing else."""
 
 # "[3]", "[1, 4]", "[2; 5]": one or more passage numbers in brackets.
-_CITATION = re.compile(r"\s*\[\s*(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\s*\]")
+_ONE_CITATION = r"\[\s*\d{1,3}(?:\s*[,;]\s*\d{1,3})*\s*\]"
+# "[1][2]", "[1, 2]", "[1], [2]" and "[1] and [2]" are one group: dropping an invented member must
+# not leave its joining word behind ("Also and.").
+_CITATION = re.compile(rf"\s*({_ONE_CITATION}(?:\s*(?:,|;|and|&)?\s*{_ONE_CITATION})*)")
+# A sentence that was only a joining word and citations, all of them invented ("Also [8] and [9].").
+_BARE_CONNECTIVE = re.compile(r"(?:(?<=[.!?])|^)\s*(?:Also|And|Plus|See(?: also)?)\s*[.!?](?=\s|$)")
 _SPACES = re.compile(r"\s+")
 
 
@@ -115,7 +120,7 @@ def check_citations(reply: str, passage_count: int) -> CheckedAnswer:
     cited: list[int] = []
 
     def keep_valid(match: re.Match[str]) -> str:
-        numbers = [int(n) for n in re.split(r"\s*[,;]\s*", match.group(1).strip())]
+        numbers = [int(n) for n in re.findall(r"\d{1,3}", match.group(1))]
         valid = [n for n in numbers if 1 <= n <= passage_count]
         for n in valid:
             if n not in cited:
@@ -125,6 +130,7 @@ def check_citations(reply: str, passage_count: int) -> CheckedAnswer:
     text = _CITATION.sub(keep_valid, reply.strip())
     text = _SPACES.sub(" ", text).strip()
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+    text = _BARE_CONNECTIVE.sub("", text).strip()
     if NO_ANSWER_MARK in reply or not cited:
         return CheckedAnswer(NOT_ANSWERED_TEXT, [], answered=False)
     return CheckedAnswer(text, cited, answered=True)

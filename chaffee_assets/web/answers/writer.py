@@ -8,6 +8,7 @@ in the warehouse, and the same question asked again within a day is served from 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from chaffee_assets.error_text import redact
 from chaffee_assets.search import nothing_relevant
 from chaffee_assets.web.answers import ledger
 from chaffee_assets.web.answers.passages import (
@@ -34,9 +36,15 @@ from chaffee_assets.web.answers.passages import (
 from chaffee_assets.web.queries import SearchRequest
 from chaffee_assets.web.settings import WebSettings
 
-# After the model fails, requests are answered 503 at once for a while instead of piling onto it.
-FAILURE_PAUSE_S = 30.0
-REFUSED_KEY_PAUSE_S = 300.0
+# After the model fails, requests are answered 503 at once for a while instead of piling onto it
+# (`answer_pause_s`); a refused key or request needs a person, so that pause is ten times as long.
+REFUSED_PAUSE_FACTOR = 10
+# A refusal before work (429, 5xx) is retried once after the model's Retry-After, or this long,
+# unless the model asks for a longer wait than MAX_RETRY_WAIT_S.
+RETRY_WAIT_S = 0.5
+MAX_RETRY_WAIT_S = 5.0
+
+log = logging.getLogger(__name__)
 
 ConnectionFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
 HitFinder = Callable[[psycopg.Connection, SearchRequest], list[dict[str, object]]]
@@ -116,12 +124,13 @@ class AnswerWriter:
     def unavailable_reason(self) -> str | None:
         """Why no answer can be written right now (None: answers are available)."""
         try:
-            self._require_available()
+            self.require_available()
         except AnswersUnavailable as exc:
             return str(exc)
         return None
 
-    def _require_available(self) -> None:
+    def require_available(self) -> None:
+        """Raise AnswersUnavailable when no answer can be written now (costs nothing: no I/O)."""
         if not self.settings.answers_configured:
             raise AnswersUnavailable(
                 "answers are not configured on this server: set OPENAI_API_KEY (and OPENAI_BASE_URL "
@@ -132,7 +141,7 @@ class AnswerWriter:
             raise AnswersUnavailable(self._pause_reason, retry_after_s=max(1, round(remaining)))
 
     def _pause(self, seconds: float, reason: str) -> AnswersUnavailable:
-        seconds = min(max(seconds, 1.0), REFUSED_KEY_PAUSE_S)
+        seconds = min(max(seconds, 1.0), self.settings.answer_pause_s * REFUSED_PAUSE_FACTOR)
         with self._lock:
             self._paused_until = time.monotonic() + seconds
             self._pause_reason = f"{reason}; answers are paused for {round(seconds)} s"
@@ -173,7 +182,7 @@ class AnswerWriter:
 
     def answer(self, request: SearchRequest) -> Answer:
         """An answer to `request.query` from its top hits; raises AnswersUnavailable with the reason."""
-        self._require_available()
+        self.require_available()
         cached = self.cached(request)
         if cached is not None:
             return cached
@@ -183,7 +192,7 @@ class AnswerWriter:
             cached = self.cached(request)
             if cached is not None:
                 return cached
-            self._require_available()
+            self.require_available()
             return self._write(request, key)
 
     @contextlib.contextmanager
@@ -217,26 +226,10 @@ class AnswerWriter:
             settings.input_usd_per_mtok,
             settings.output_usd_per_mtok,
         )
-        now = self._clock()
-        with self._connection() as conn:
-            try:
-                spend_id = ledger.reserve(
-                    conn,
-                    budget_usd=settings.answer_budget_usd,
-                    estimate_usd=estimate,
-                    model=settings.answer_model,
-                    question_key=key,
-                    now=now,
-                )
-            except ledger.BudgetSpent as exc:
-                wait = (exc.retry_at - now).total_seconds()
-                raise AnswersUnavailable(str(exc), retry_after_s=max(1, int(wait))) from exc
-        response = self._call_model(messages, spend_id)
-        reply = (response.choices[0].message.content or "") if response.choices else ""
-        usage = getattr(response, "usage", None)
+        reply, input_tokens, output_tokens, spend_id = self._ask_model(messages, key, estimate)
         # A server that reports no usage is billed at the estimate, never at nothing.
-        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or estimated_input
-        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0) or settings.answer_max_tokens
+        input_tokens = input_tokens or estimated_input
+        output_tokens = output_tokens or settings.answer_max_tokens
         paid = cost_usd(
             input_tokens, output_tokens, settings.input_usd_per_mtok, settings.output_usd_per_mtok
         )
@@ -262,9 +255,82 @@ class AnswerWriter:
             request.query, checked.text, checked.answered, cited, settings.answer_model, paid, False
         )
 
-    def _call_model(self, messages: list[dict[str, str]], spend_id: int) -> Any:
+    def _reserve(self, key: str, estimate: float) -> int:
+        settings = self.settings
+        now = self._clock()
+        with self._connection() as conn:
+            try:
+                return ledger.reserve(
+                    conn,
+                    budget_usd=settings.answer_budget_usd,
+                    estimate_usd=estimate,
+                    model=settings.answer_model,
+                    question_key=key,
+                    now=now,
+                )
+            except ledger.BudgetSpent as exc:
+                wait = (exc.retry_at - now).total_seconds()
+                raise AnswersUnavailable(str(exc), retry_after_s=max(1, int(wait))) from exc
+
+    def _settle_as(self, spend_id: int, outcome: Callable[[psycopg.Connection, int], None]) -> None:
+        with self._connection() as conn:
+            outcome(conn, spend_id)
+
+    def _ask_model(
+        self, messages: list[dict[str, str]], key: str, estimate: float
+    ) -> tuple[str, int, int, int]:
+        """The reply, its reported input and output tokens (0 when not reported) and its reservation.
+
+        Every call is reserved before it is sent, a retry included. Only a call the model refused
+        before doing any work (429 or 5xx) is retried, once, after a short wait; a timeout is never
+        retried, since the model may be writing (and billing) the first one.
+        """
         import openai
 
+        attempts = 1 + self.settings.answer_retries
+        for attempt in range(1, attempts + 1):
+            spend_id = self._reserve(key, estimate)
+            try:
+                response = self._call_model(messages)
+                return (*_read_reply(response), spend_id)
+            except openai.APIStatusError as exc:
+                # The model answered with an error status: the call was not billed.
+                self._settle_as(spend_id, ledger.release)
+                log.warning("answer model refused a call (HTTP %s): %s", exc.status_code, redact(str(exc)))
+                wait = _retry_after_s(exc) or RETRY_WAIT_S
+                refused_before_work = exc.status_code == 429 or exc.status_code >= 500
+                if refused_before_work and attempt < attempts and wait <= MAX_RETRY_WAIT_S:
+                    time.sleep(wait)
+                    continue
+                raise self._pause_for(exc) from exc
+            except openai.APITimeoutError as exc:
+                self._settle_as(spend_id, ledger.mark_uncertain)
+                log.warning("answer model timed out after %.0f s", self.settings.answer_timeout_s)
+                raise self._pause(
+                    self.settings.answer_pause_s,
+                    f"the answer model did not answer within {self.settings.answer_timeout_s:g} s",
+                ) from exc
+            except openai.APIConnectionError as exc:
+                # The call may or may not have reached the model: its estimate stays spent.
+                self._settle_as(spend_id, ledger.mark_uncertain)
+                log.warning("answer model unreachable at %s: %s", redact(str(self._client().base_url)), exc)
+                raise self._pause(
+                    self.settings.answer_pause_s, "the answer model could not be reached"
+                ) from exc
+            except MalformedReply as exc:
+                # Status 200 with something that is not a chat completion: the model may have billed it.
+                self._settle_as(spend_id, ledger.mark_uncertain)
+                log.warning("answer model sent an unreadable reply: %s", redact(str(exc)))
+                raise self._pause(
+                    self.settings.answer_pause_s, "the answer model sent a reply that could not be read"
+                ) from exc
+            except BaseException:
+                # No answer came back and the reason is unknown: the model may have billed it.
+                self._settle_as(spend_id, ledger.mark_uncertain)
+                raise
+        raise AssertionError("unreachable: every attempt returns or raises")
+
+    def _call_model(self, messages: list[dict[str, str]]) -> Any:
         client = self._client()
         try:
             # `max_tokens` rather than `max_completion_tokens`: every OpenAI-compatible server reads it.
@@ -274,41 +340,31 @@ class AnswerWriter:
                 max_tokens=self.settings.answer_max_tokens,
                 temperature=0.2,
             )
-        except openai.APIStatusError as exc:
-            # The model answered with an error status: the call was not billed.
-            with self._connection() as conn:
-                ledger.release(conn, spend_id)
-            raise self._pause_for(exc) from exc
-        except BaseException as exc:
-            # No answer came back (timeout, dropped connection): the model may have billed it.
-            with self._connection() as conn:
-                ledger.mark_uncertain(conn, spend_id)
-            if isinstance(exc, openai.APIConnectionError):
-                raise self._pause(
-                    FAILURE_PAUSE_S,
-                    f"the answer model at {client.base_url} could not be reached ({_short(exc)})",
-                ) from exc
-            raise
+        except ValueError as exc:
+            # The body said JSON but was not (a proxy's error page, a truncated reply).
+            raise MalformedReply(f"{type(exc).__name__}: {exc}") from exc
 
     def _pause_for(self, exc: Any) -> AnswersUnavailable:
+        """The pause after an error status; the audience reads a fixed text, never the model's own."""
         import openai
 
         status = exc.status_code
+        pause_s = self.settings.answer_pause_s
         if isinstance(exc, openai.RateLimitError):
             return self._pause(
-                _retry_after_s(exc) or FAILURE_PAUSE_S,
-                f"the answer model is rate-limiting this server (HTTP {status}: {_short(exc)})",
+                _retry_after_s(exc) or pause_s,
+                f"the answer model is rate-limiting this server (HTTP {status})",
             )
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             return self._pause(
-                REFUSED_KEY_PAUSE_S,
+                pause_s * REFUSED_PAUSE_FACTOR,
                 f"the answer model refused the API key (HTTP {status}); check OPENAI_API_KEY",
             )
         if status >= 500:
-            return self._pause(FAILURE_PAUSE_S, f"the answer model failed (HTTP {status}: {_short(exc)})")
+            return self._pause(pause_s, f"the answer model failed (HTTP {status})")
         return self._pause(
-            REFUSED_KEY_PAUSE_S,
-            f"the answer model rejected the request (HTTP {status}: {_short(exc)}); "
+            pause_s * REFUSED_PAUSE_FACTOR,
+            f"the answer model rejected the request (HTTP {status}); "
             "check CHAFFEE_ANSWER_MODEL and OPENAI_BASE_URL",
         )
 
@@ -320,10 +376,33 @@ class AnswerWriter:
                 self._client_obj = openai.OpenAI(
                     api_key=self.settings.openai_api_key,
                     base_url=self.settings.openai_base_url,
-                    timeout=openai.Timeout(self.settings.answer_timeout_s, connect=5.0),
-                    max_retries=self.settings.answer_retries,
+                    # One bounded wait: connecting, then each read of the reply.
+                    timeout=openai.Timeout(
+                        self.settings.answer_timeout_s, connect=min(5.0, self.settings.answer_timeout_s)
+                    ),
+                    # Retries are ours (`_ask_model`), so that each one is reserved in the ledger first.
+                    max_retries=0,
                 )
             return self._client_obj
+
+
+class MalformedReply(Exception):
+    """The model answered 200 with something that is not a chat completion."""
+
+
+def _read_reply(response: Any) -> tuple[str, int, int]:
+    """The reply's text and its reported input and output tokens (0 when absent); MalformedReply otherwise."""
+    try:
+        choices = response.choices
+        reply = (choices[0].message.content or "") if choices else ""
+        if not isinstance(reply, str):
+            raise TypeError(f"the reply's content is a {type(reply).__name__}")
+        usage = getattr(response, "usage", None)
+        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        raise MalformedReply(f"{type(exc).__name__}: {exc}") from exc
+    return reply, input_tokens, output_tokens
 
 
 def _retry_after_s(exc: Any) -> float | None:
@@ -336,8 +415,3 @@ def _retry_after_s(exc: Any) -> float | None:
             except ValueError:
                 continue
     return None
-
-
-def _short(exc: Exception, limit: int = 200) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

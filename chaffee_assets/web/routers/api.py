@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -12,7 +11,7 @@ from chaffee_assets.web.answers.passages import NOTICE
 from chaffee_assets.web.dependencies import Connection, Context, RateLimit
 from chaffee_assets.web.models import AnswerResponse, Citation, ErrorResponse, SearchHit, SearchResponse
 from chaffee_assets.web.protection import ANSWER_COST, SEARCH_COST
-from chaffee_assets.web.queries import DEFAULT_K, checked_search
+from chaffee_assets.web.queries import DEFAULT_K, checked_search, optional_day
 from chaffee_assets.web.settings import MAX_K, MAX_QUERY_CHARS
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -31,10 +30,28 @@ Mode = Annotated[
     Literal["hybrid", "vector", "text"],
     Query(description="hybrid: meaning and words fused; vector: meaning only; text: words only"),
 ]
+# Dates are read as text and checked by the same rule as the page and the CLI (YYYY-MM-DD, nothing
+# more: a time such as 2024-01-01T00:00 is refused), so all three say the same thing about them.
 From = Annotated[
-    date | None, Query(alias="from", description="only videos published on or after (YYYY-MM-DD)")
+    str | None,
+    Query(
+        alias="from",
+        description="only videos published on or after (YYYY-MM-DD)",
+        json_schema_extra={"format": "date"},
+    ),
 ]
-To = Annotated[date | None, Query(alias="to", description="only videos published on or before (YYYY-MM-DD)")]
+To = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        description="only videos published on or before (YYYY-MM-DD)",
+        json_schema_extra={"format": "date"},
+    ),
+]
+K = Annotated[
+    int,
+    Query(description=f"how many moments (1 to {MAX_K})", json_schema_extra={"minimum": 1, "maximum": MAX_K}),
+]
 
 
 @router.get(
@@ -48,12 +65,14 @@ def api_search(
     context: Context,
     conn: Connection,
     q: Question,
-    k: Annotated[int, Query(ge=1, le=MAX_K, description="how many moments")] = DEFAULT_K,
+    k: K = DEFAULT_K,
     mode: Mode = "hybrid",
     published_from: From = None,
     published_to: To = None,
 ) -> SearchResponse:
-    request = checked_search(q, k, mode, published_from, published_to)
+    request = checked_search(
+        q, k, mode, optional_day("from", published_from), optional_day("to", published_to)
+    )
     hits = context.find_hits(conn, request)
     return SearchResponse(
         query=request.query,
@@ -80,15 +99,20 @@ def api_search(
     dependencies=[Depends(RateLimit(ANSWER_COST))],
     summary="A short answer written from the top moments, citing them as [n]",
 )
-def api_answer(
+async def api_answer(
     context: Context,
     q: Question,
     mode: Mode = "hybrid",
     published_from: From = None,
     published_to: To = None,
 ) -> AnswerResponse:
-    request = checked_search(q, DEFAULT_K, mode, published_from, published_to)
-    answer = context.answers.answer(request)
+    request = checked_search(
+        q, DEFAULT_K, mode, optional_day("from", published_from), optional_day("to", published_to)
+    )
+    # A paused model is refused here at no cost; otherwise the answer is written on the answer pool,
+    # and a full pool is refused at once: this route never holds a thread that searches need.
+    context.answers.require_available()
+    answer = await context.answer_pool.run(context.answers.answer, request)
     return AnswerResponse(
         query=request.query,
         answer=answer.text,

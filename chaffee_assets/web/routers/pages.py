@@ -7,13 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from chaffee_assets.error_text import redact
 from chaffee_assets.search import nothing_relevant
 from chaffee_assets.web.answers.writer import AnswersUnavailable
 from chaffee_assets.web.context import WebContext
 from chaffee_assets.web.dependencies import Context, client_of
 from chaffee_assets.web.moments import group_by_video, marked_snippets
 from chaffee_assets.web.protection import ANSWER_COST, SEARCH_COST
-from chaffee_assets.web.queries import InputError, SearchRequest, parsed_search
+from chaffee_assets.web.queries import InputError, SearchRequest, parsed_search, refuse_control_characters
 from chaffee_assets.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
@@ -59,6 +60,7 @@ def search_page(
     if q is None:
         return render(request, "index.html", page)
     try:
+        refuse_control_characters("answer", answer)
         search = parsed_search(q, k, mode, published_from, published_to)
     except InputError as exc:
         return render(request, "index.html", {**page, "error": str(exc)}, status_code=400)
@@ -88,17 +90,17 @@ def _answer_box(context: WebContext, search: SearchRequest, *, write: bool) -> d
         return {"answer": cached}
     reason = writer.unavailable_reason()
     if reason:
-        return {"error": reason}
+        return {"error": redact(reason)}
     if not write:
         return {"pending": True}
     try:
-        return {"answer": writer.answer(search)}
+        return {"answer": context.answer_pool.run_blocking(writer.answer, search)}
     except AnswersUnavailable as exc:
-        return {"error": str(exc)}
+        return {"error": redact(str(exc))}
 
 
 @router.get("/partials/answer", response_class=HTMLResponse)
-def answer_partial(
+async def answer_partial(
     request: Request,
     context: Context,
     q: str | None = None,
@@ -112,13 +114,18 @@ def answer_partial(
     except InputError as exc:
         return render(request, "_answer.html", {"answer_box": {"error": str(exc)}}, status_code=400)
     if not context.settings.answers_configured:
-        box: dict[str, Any] = {"error": context.answers.unavailable_reason()}
+        box: dict[str, Any] = {"error": redact(context.answers.unavailable_reason() or "")}
         return render(request, "_answer.html", {"search": search, "answer_box": box}, status_code=503)
     context.limiter.take(client_of(request), ANSWER_COST)
     try:
-        box = {"answer": context.answers.answer(search)}
+        context.answers.require_available()
+        box = {"answer": await context.answer_pool.run(context.answers.answer, search)}
     except AnswersUnavailable as exc:
         return render(
-            request, "_answer.html", {"search": search, "answer_box": {"error": str(exc)}}, status_code=503
+            request,
+            "_answer.html",
+            {"search": search, "answer_box": {"error": redact(str(exc))}},
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None,
         )
     return render(request, "_answer.html", {"search": search, "answer_box": box})
