@@ -65,6 +65,18 @@ def test_unavailable_engine_is_one_error_line(capsys, monkeypatch) -> None:
     assert err.startswith("error: engine_unavailable:") and "OPENAI_API_KEY" in err
 
 
+def test_a_file_that_is_not_audio_says_error_once(capsys, tmp_path: Path, monkeypatch) -> None:
+    not_audio = tmp_path / "notes.mp3"
+    not_audio.write_text("not audio at all\n")
+    # The upload is prepared (and refused) before any request, so no server is reached.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    status = _run(["transcribe", str(not_audio), "--engine", "openai"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("error: cannot prepare") and "error: error:" not in err
+
+
 def test_every_option_has_help() -> None:
     parser = argparse.ArgumentParser(prog="chaffee")
     register(parser.add_subparsers(dest="command"))

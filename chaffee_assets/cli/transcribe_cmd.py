@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         transcription = _transcribe(args)
     except (TranscriptFailure, WarehouseError, ValueError) as exc:
         # WarehouseError: the spend ledger is unreachable, so no paid call was made.
-        print(f"error: {printable(one_line(exc))}", file=sys.stderr)
+        # A failure of the generic class reads "error: …" already; the line says "error:" once.
+        shown = exc.message if isinstance(exc, TranscriptFailure) and exc.failure_class == "error" else exc
+        print(f"error: {printable(one_line(shown))}", file=sys.stderr)
         return 2
     if args.json:
         json.dump([cue.as_dict() for cue in transcription.cues], sys.stdout, ensure_ascii=False, indent=1)
