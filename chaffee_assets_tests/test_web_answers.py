@@ -85,6 +85,12 @@ def test_a_made_up_citation_is_dropped_and_real_ones_kept() -> None:
     assert checked.cited == [2, 1] and checked.answered
 
 
+def test_dropping_invented_citations_leaves_no_broken_words() -> None:
+    checked = check_citations("Salt matters on keto [1]. Also [8] and [9]. Fat is fuel [2] and [7].", 6)
+    assert checked.text == "Salt matters on keto [1]. Fat is fuel [2]."
+    assert check_citations("Meat [1], [2] and [3] says so.", 6).text == "Meat [1][2][3] says so."
+
+
 def test_an_answer_citing_no_given_passage_is_not_an_answer() -> None:
     checked = check_citations("Eat more fibre [12].", 6)
     assert (checked.text, checked.cited, checked.answered) == (NOT_ANSWERED_TEXT, [], False)

@@ -99,13 +99,17 @@ def test_date_filters_keep_only_videos_published_between_them(client: TestClient
         ({"q": ""}, "the question is empty"),
         ({"q": "   "}, "the question is empty"),
         ({"q": "x" * 301}, "the limit is 300"),
-        ({"q": "salt", "k": "0"}, "k: input should be greater than or equal to 1"),
-        ({"q": "salt", "k": "51"}, "k: input should be less than or equal to 50"),
-        ({"q": "salt", "k": "ten"}, "k: input should be a valid integer"),
-        ({"q": "salt", "mode": "magic"}, "mode: input should be 'hybrid', 'vector' or 'text'"),
-        ({"q": "salt", "from": "2024-02-30"}, "from: input should be a valid date"),
+        ({"q": "salt", "k": "0"}, "k must be between 1 and 50, not 0"),
+        ({"q": "salt", "k": "51"}, "k must be between 1 and 50, not 51"),
+        ({"q": "salt", "k": "ten"}, "k must be a whole number, not 'ten'"),
+        ({"q": "salt", "mode": "magic"}, "mode must be one of hybrid, vector, text, not 'magic'"),
+        ({"q": "salt", "from": "2024-02-30"}, "the 'from' date must be YYYY-MM-DD, not '2024-02-30'"),
+        (
+            {"q": "salt", "from": "2024-01-01T00:00"},
+            "the 'from' date must be YYYY-MM-DD, not '2024-01-01T00:00'",
+        ),
         ({"q": "salt", "from": "2024-06-01", "to": "2024-01-01"}, "is after the 'to' date"),
-        ({}, "q: field required"),
+        ({}, "the question is empty"),
     ],
 )
 def test_bad_input_is_a_400_with_a_one_line_json_message(

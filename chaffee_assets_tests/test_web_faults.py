@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from markupsafe import escape
 
 from chaffee_assets_tests.openai_stand_in import DROP, GARBAGE, HANG
 from chaffee_assets_tests.pg_proxy import UnixSocketProxy, tcp_url, unix_socket_of
@@ -296,6 +297,74 @@ def test_an_oversize_request_gets_the_api_error_shape(
     assert headers["content-type"] == "application/json" and json.loads(payload)["error"], name
 
 
+# -- one set of limits and messages: the page, the API and the CLI -----------------------------------------
+
+LONG_QUESTION = "why " * 75 + "a"  # 301 characters
+
+
+@pytest.mark.parametrize(
+    ("web_query", "cli_argv", "message"),
+    [
+        (
+            "q=salt&from=2024-13-01",
+            ["ingest", "--library", ".", "--from", "2024-13-01"],
+            "the 'from' date must be YYYY-MM-DD, not '2024-13-01'",
+        ),
+        (
+            "q=salt&from=2024-01-01T00:00",
+            ["search", "salt", "--from", "2024-01-01T00:00"],
+            "the 'from' date must be YYYY-MM-DD, not '2024-01-01T00:00'",
+        ),
+        (
+            f"q={LONG_QUESTION}",
+            ["search", LONG_QUESTION],
+            "the question is 301 characters long; the limit is 300",
+        ),
+        ("q=salt&k=100000", ["search", "salt", "-k", "100000"], "k must be between 1 and 50, not 100000"),
+        ("q=salt&k=ten", None, "k must be a whole number, not 'ten'"),
+        (
+            "q=salt&mode=fuzzy",
+            ["search", "salt", "--mode", "fuzzy"],
+            "mode must be one of hybrid, vector, text, not 'fuzzy'",
+        ),
+    ],
+)
+def test_a_mistake_reads_the_same_on_the_page_in_the_api_and_in_the_cli(
+    server: RunningServer,
+    capsys: pytest.CaptureFixture[str],
+    web_query: str,
+    cli_argv: list[str] | None,
+    message: str,
+) -> None:
+    from chaffee_assets.cli.main import main
+
+    web_query = web_query.replace(" ", "+")
+    status, _, body = server.get(f"/api/search?{web_query}")
+    assert (status, json.loads(body)) == (400, {"error": message})
+    status, _, page = server.get(f"/?{web_query}")
+    assert status == 400 and str(escape(message)) in page.decode()
+    if cli_argv is None:
+        return
+    try:
+        code = main(cli_argv)
+    except SystemExit as exit_:  # argparse's own refusal of a choice
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2
+    if cli_argv[:3] == ["search", "salt", "--mode"]:
+        assert "invalid choice: 'fuzzy'" in err  # argparse lists the choices itself
+    else:
+        assert err == f"error: {message}\n"
+
+
+def test_the_api_schema_declares_the_400_it_answers(server: RunningServer) -> None:
+    schema = _json(server, "/api/openapi.json")
+    for path in ("/api/search", "/api/answer"):
+        responses = schema["paths"][path]["get"]["responses"]
+        assert "400" in responses and "422" not in responses, path
+    assert "HTTPValidationError" not in json.dumps(schema)
+
+
 # -- 1. a key echoed back by the model ----------------------------------------------------------------------
 
 
@@ -312,6 +381,16 @@ def test_a_key_the_model_echoes_in_a_401_is_shown_nowhere_and_pauses_answers(
     assert "refused the API key" in json.loads(health)["answers"] and _shows_no_secret(health)
     page = server.get(f"/?q={quote(QUESTION)}")[2]
     assert "refused the API key" in page.decode() and _shows_no_secret(page)
+
+
+@pytest.mark.parametrize("text", ["a." * 20_000, "http://" * 6_000, "sk-" * 13_000, "q=" + "a" * 40_000])
+def test_redacting_a_long_hostile_text_takes_milliseconds(text: str) -> None:
+    # Every log line passes through redact(), the access log's with the whole URL in it.
+    from chaffee_assets.error_text import redact
+
+    started = time.perf_counter()
+    redact(text)
+    assert time.perf_counter() - started < 0.5
 
 
 # -- 6. a dead database ----------------------------------------------------------------------------------

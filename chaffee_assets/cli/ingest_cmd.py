@@ -24,9 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where.add_argument("--library", metavar="DIR", help="a folder laid out as yt-dlp writes it")
     where.add_argument("--channel", metavar="URL", help="a YouTube channel (default: $CHAFFEE_CHANNEL_URL or "
                        "@anthonychaffeemd)")  # fmt: skip
-    ingest.add_argument("--from", dest="first", type=date.fromisoformat, metavar="YYYY-MM-DD",
+    ingest.add_argument("--from", dest="first", metavar="YYYY-MM-DD",
                         help="first publish day (UTC) to ingest")  # fmt: skip
-    ingest.add_argument("--to", dest="last", type=date.fromisoformat, metavar="YYYY-MM-DD",
+    ingest.add_argument("--to", dest="last", metavar="YYYY-MM-DD",
                         help="last publish day (UTC) to ingest")  # fmt: skip
     ingest.add_argument("--force", action="store_true",
                         help="replace current transcripts even when the new one is not better")  # fmt: skip
@@ -47,9 +47,16 @@ def _ingest(args: argparse.Namespace) -> int:
     from chaffee_assets.defs.resources import VideoSourceResource, video_source_config
     from chaffee_assets.golden_queries import GoldenQueriesError, golden_queries_path, load_golden_queries
     from chaffee_assets.ingest_runner import days_between
+    from chaffee_assets.search_input import InputError, day
     from chaffee_assets.settings import settings
     from chaffee_assets.warehouse.migrate import upgrade
 
+    try:
+        # The same rule and message as the search page's and the API's date filters.
+        args.first = day("from", args.first) if args.first else None
+        args.last = day("to", args.last) if args.last else None
+    except InputError as exc:
+        raise UserError(str(exc)) from None
     days_per_run = MAX_PARTITIONS_PER_RUN if args.days_per_run is None else args.days_per_run
     if not 1 <= days_per_run <= MAX_PARTITIONS_PER_RUN:
         raise UserError(

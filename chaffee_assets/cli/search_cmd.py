@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 
 from chaffee_assets.search import DEFAULT_MODE, MODES
+from chaffee_assets.search_input import MAX_K, InputError, checked_k, checked_query, checked_range, day
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,15 +18,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "semantic (vector) and keyword (full-text) rankings.",
     )
     parser.add_argument("query", help="what to look for, in plain words")
-    parser.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    parser.add_argument("-k", type=int, default=10, help=f"number of hits (default 10, at most {MAX_K})")
     parser.add_argument(
         "--mode", choices=MODES, default=DEFAULT_MODE, help=f"ranking to use (default {DEFAULT_MODE})"
     )
     parser.add_argument(
-        "--from", dest="published_from", type=_date, help="only videos published on or after (YYYY-MM-DD)"
+        "--from", dest="published_from", metavar="YYYY-MM-DD", help="only videos published on or after"
     )
     parser.add_argument(
-        "--to", dest="published_to", type=_date, help="only videos published on or before (YYYY-MM-DD)"
+        "--to", dest="published_to", metavar="YYYY-MM-DD", help="only videos published on or before"
     )
     parser.add_argument(
         "--video", dest="video_ids", action="append", metavar="VIDEO_ID", help="only this video (repeatable)"
@@ -48,13 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
 def clock(seconds: float) -> str:
     """mm:ss, or h:mm:ss past an hour."""
     total = int(seconds)
@@ -69,14 +62,17 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.k < 1:
-        return _fail("-k must be at least 1")
+    # The page and the API check a search with the same rules and say the same thing when one fails.
+    try:
+        args.query = checked_query(args.query)
+        checked_k(args.k)
+        args.published_from = day("from", args.published_from) if args.published_from else None
+        args.published_to = day("to", args.published_to) if args.published_to else None
+        checked_range(args.published_from, args.published_to)
+    except InputError as exc:
+        return _fail(str(exc))
     if args.per_video is not None and args.per_video < 0:
         return _fail("--per-video must be 0 or more")
-    if args.published_from and args.published_to and args.published_from > args.published_to:
-        return _fail("--from is after --to")
-    if not args.query.strip():
-        return _fail("the query is empty")
 
     import psycopg
 

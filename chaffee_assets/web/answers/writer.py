@@ -297,7 +297,7 @@ class AnswerWriter:
                 # The model answered with an error status: the call was not billed.
                 self._settle_as(spend_id, ledger.release)
                 log.warning("answer model refused a call (HTTP %s): %s", exc.status_code, redact(str(exc)))
-                wait = _retry_after_s(exc) or RETRY_WAIT_S
+                wait = _retry_wait_s(exc)
                 refused_before_work = exc.status_code == 429 or exc.status_code >= 500
                 if refused_before_work and attempt < attempts and wait <= MAX_RETRY_WAIT_S:
                     time.sleep(wait)
@@ -403,6 +403,17 @@ def _read_reply(response: Any) -> tuple[str, int, int]:
     except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
         raise MalformedReply(f"{type(exc).__name__}: {exc}") from exc
     return reply, input_tokens, output_tokens
+
+
+def _retry_wait_s(exc: Any) -> float:
+    """How long to wait before the one retry: `retry-after-ms` first, as the openai client reads it."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) * scale
+        except (KeyError, ValueError):
+            continue
+    return RETRY_WAIT_S
 
 
 def _retry_after_s(exc: Any) -> float | None:
