@@ -10,6 +10,12 @@ baseline measured in the same run: the same searches called in-process (no HTTP,
 restarts the server with the default rate limit and shows that it holds: a client that asks as
 fast as it can gets about a minute's allowance plus the refill, and every refusal is a 429 with
 Retry-After.
+
+The mixed run (`--mixed-only` runs it alone) points the server at a stand-in chat endpoint that never
+answers, lets `--hung-clients` clients ask for answers over and over (each waiting half a second after
+a refusal), and meanwhile asks searches at a steady rate (`--rate` a second, open loop: a slow answer
+does not slow the asking); the same steady searches on the same server before the answers start are
+the plain run it is reported beside.
 """
 
 from __future__ import annotations
@@ -35,8 +41,9 @@ sys.path.insert(0, str(ROOT))
 from chaffee_assets.search import embedder_for, search, snippets  # noqa: E402
 from chaffee_assets.warehouse import connect  # noqa: E402
 from chaffee_assets.warehouse.server import embedded_server_uri  # noqa: E402
+from chaffee_assets_tests.openai_stand_in import HANG  # noqa: E402
 from chaffee_assets_tests.retrieval_helpers import embed_all, insert_video, segment_video  # noqa: E402
-from chaffee_assets_tests.web_helpers import SAMPLE, chaffee_serve, new_database, serve_env  # noqa: E402
+from chaffee_assets_tests.web_helpers import SAMPLE, ChatStandIn, chaffee_serve, new_database, serve_env  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
 
@@ -154,6 +161,110 @@ def burst(base_url: str, seconds: float) -> tuple[int, int, bool]:
     return allowed, refused, retry_after_everywhere
 
 
+def steady_searches(base_url: str, asked: list[str], rate: float, seconds: float) -> tuple[list[float], list]:
+    """Searches started every 1/rate s whatever the server does (open loop): (timings, errors)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    timings: list[float] = []
+    errors: list = []
+    lock = threading.Lock()
+
+    def one(question: str) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        t0 = time.perf_counter()
+        try:
+            conn.request("GET", "/api/search?" + urlencode({"q": question}))
+            response = conn.getresponse()
+            response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException) as exc:
+            status = type(exc).__name__
+        finally:
+            conn.close()
+        with lock:
+            if status == 200:
+                timings.append(time.perf_counter() - t0)
+            else:
+                errors.append(status)
+
+    threads = []
+    start = time.monotonic()
+    for i in range(int(rate * seconds)):
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+        thread = threading.Thread(target=one, args=(asked[i % len(asked)],))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    return timings, errors
+
+
+def hung_answers(base_url: str, clients: int, stop: threading.Event) -> tuple[list[threading.Thread], dict]:
+    """`clients` threads asking for answers (each question new) until `stop`; counts statuses."""
+    host, port = base_url.removeprefix("http://").split(":")
+    statuses: dict = {}
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            conn = http.client.HTTPConnection(host, int(port), timeout=120)
+            question = f"Why avoid seed oils, asks visitor {index} for the {n}th time?"
+            try:
+                conn.request("GET", "/api/answer?" + urlencode({"q": question}))
+                status = conn.getresponse().status
+            except (OSError, http.client.HTTPException) as exc:
+                status = type(exc).__name__
+            finally:
+                conn.close()
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+            stop.wait(0.5)
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    return threads, statuses
+
+
+def mixed_run(url: str, asked: list[str], args: argparse.Namespace) -> None:
+    model = ChatStandIn()
+    model.after_script = HANG
+    model.hang_s = 3600
+    env = serve_env(
+        url,
+        OPENAI_API_KEY="sk-bench-not-a-key",
+        OPENAI_BASE_URL=model.base_url,
+        CHAFFEE_RATE_LIMIT_PER_MINUTE="1000000",
+    )
+    try:
+        with chaffee_serve(env, "--no-access-log") as server:
+            load(server.base_url, asked, 1, 2)  # warm up: connections, caches
+            plain, plain_errors = steady_searches(server.base_url, asked, args.rate, args.seconds)
+            stop = threading.Event()
+            threads, statuses = hung_answers(server.base_url, args.hung_clients, stop)
+            time.sleep(2)  # the answer pool and its queue fill with calls the model never answers
+            mixed, mixed_errors = steady_searches(server.base_url, asked, args.rate, args.seconds)
+            stop.set()
+            model.release()
+            for thread in threads:
+                thread.join(timeout=60)
+    finally:
+        model.close()
+    print(
+        f"\nsearches at {args.rate:.0f}/s for {args.seconds:.0f} s, plain and while {args.hung_clients} clients "
+        f"ask for answers from a model that never answers:"
+    )
+    for name, timings, errors in (("plain", plain, plain_errors), ("mixed", mixed, mixed_errors)):
+        print(
+            f"  {name}:  n={len(timings):4d}  p50 {ms(statistics.median(timings))}  "
+            f"p95 {ms(percentile(timings, 0.95))}  p99 {ms(percentile(timings, 0.99))}  errors {len(errors)}"
+        )
+    by_status = {str(status): count for status, count in sorted(statuses.items(), key=str)}
+    print(f"  answer requests during the mixed run, by status: {by_status}")
+    print(f"  calls the model received (each hanging): {len(model.requests)}")
+
+
 def ms(value: float) -> str:
     return f"{value * 1000:.0f} ms"
 
@@ -167,6 +278,15 @@ def main() -> None:
     parser.add_argument("--library", type=Path, default=SAMPLE, help="library folder (default: the sample)")
     parser.add_argument("--videos", type=int, default=None, help="only the first N videos of the library")
     parser.add_argument("--burst-seconds", type=float, default=5, help="how long the rate-limit burst lasts")
+    parser.add_argument(
+        "--rate", type=float, default=10, help="searches a second in the mixed run (default 10)"
+    )
+    parser.add_argument(
+        "--hung-clients", type=int, default=48, help="answer clients in the mixed run (default 48)"
+    )
+    parser.add_argument(
+        "--mixed-only", action="store_true", help="run only the mixed run (and its plain run)"
+    )
     args = parser.parse_args()
 
     url = fresh_database()
@@ -183,6 +303,10 @@ def run(url: str, args: argparse.Namespace) -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
         f"at the start; {segments} segments"
     )
+
+    if args.mixed_only:
+        mixed_run(url, asked, args)
+        return
 
     baseline = in_process_baseline(url, asked, rounds=60)
     base_p50 = statistics.median(baseline)
@@ -223,6 +347,7 @@ def run(url: str, args: argparse.Namespace) -> None:
         f"(a full bucket plus refill: about {expected:.0f}), {refused} refused with 429"
         f"{', each with Retry-After' if with_retry_after else ', SOME WITHOUT Retry-After'}"
     )
+    mixed_run(url, asked, args)
 
 
 if __name__ == "__main__":
