@@ -1,8 +1,8 @@
 """A local server that answers like the OpenAI API, for testing the real `openai` client at its
 boundary: each request takes the next scripted status (`after_script`, 200 by default, once the
 script runs out), and 429 and 5xx answer with the API's own error bodies, so the client's retries and
-error classes are real. A bad day's answers are scripted too: 401 echoes the key it was sent, as the
-API's "Incorrect API key provided" does; HANG holds the request without a byte until `release()` (or
+error classes are real. A bad day's answers are scripted too: 401 and 400 echo the key they were sent,
+as the API's "Incorrect API key provided" does; HANG holds the request without a byte until `release()` (or
 `hang_s`); GARBAGE answers 200 with a body that is not JSON; DROP closes the connection unanswered."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class ScriptedOpenAIEndpoint:
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
-                elif status == 401:
+                elif status in (400, 401):
                     key = auth.removeprefix("Bearer ")
                     error = {
                         "message": f"Incorrect API key provided: {key}. You can find your API key at "
@@ -69,7 +69,7 @@ class ScriptedOpenAIEndpoint:
                         "type": "invalid_request_error",
                         "code": "invalid_api_key",
                     }
-                    self._send(401, {"error": error}, {})
+                    self._send(status, {"error": error}, {})
                 elif status == 200:
                     self._send(200, endpoint.answer(fields), {})
                 elif status == 429:

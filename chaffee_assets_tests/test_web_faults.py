@@ -368,19 +368,23 @@ def test_the_api_schema_declares_the_400_it_answers(server: RunningServer) -> No
 # -- 1. a key echoed back by the model ----------------------------------------------------------------------
 
 
-def test_a_key_the_model_echoes_in_a_401_is_shown_nowhere_and_pauses_answers(
-    server: RunningServer, fresh_model: ChatStandIn
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(400, "rejected the request (HTTP 400)"), (401, "refused the API key (HTTP 401)")],
+)
+def test_a_key_the_model_echoes_is_shown_nowhere_and_pauses_answers(
+    server: RunningServer, fresh_model: ChatStandIn, status: int, reason: str
 ) -> None:
-    fresh_model.script[:] = [401]
-    status, _, body = server.get(f"/api/answer?q={quote(QUESTION)}")
+    fresh_model.script[:] = [status]
+    answered, _, body = server.get(f"/api/answer?q={quote(QUESTION)}")
     assert "Incorrect API key" not in body.decode()  # the model's own words are never passed on
-    assert status == 503 and _shows_no_secret(body)
-    assert json.loads(body)["error"].startswith("the answer model refused the API key (HTTP 401)")
+    assert answered == 503 and _shows_no_secret(body)
+    assert json.loads(body)["error"].startswith(f"the answer model {reason}")
     assert fresh_model.requests[0]["auth"] == f"Bearer {API_KEY}"  # the stand-in did echo it
     health = server.get("/healthz")[2]
-    assert "refused the API key" in json.loads(health)["answers"] and _shows_no_secret(health)
+    assert reason in json.loads(health)["answers"] and _shows_no_secret(health)
     page = server.get(f"/?q={quote(QUESTION)}")[2]
-    assert "refused the API key" in page.decode() and _shows_no_secret(page)
+    assert escape(reason) in page.decode() and _shows_no_secret(page)
 
 
 @pytest.mark.parametrize("text", ["a." * 20_000, "http://" * 6_000, "sk-" * 13_000, "q=" + "a" * 40_000])
