@@ -28,6 +28,7 @@ from typing import Protocol
 import dagster as dg
 
 from chaffee_assets.defs.partitions import MAX_PARTITIONS_PER_RUN, days_in, videos_daily_partition
+from chaffee_assets.run_liveness import close_dead_runs, worker_tags
 from chaffee_assets.settings import PROJECT_ROOT
 
 CODE_LOCATION = "chaffee_assets"  # workspace.yaml's location_name: the UI finds re-executed runs by it
@@ -149,6 +150,7 @@ class IngestReport:
     skipped_days: list[date] = field(default_factory=list)  # before the partition calendar starts
     check_evaluations: list[dg.AssetCheckEvaluation] = field(default_factory=list)
     problem: str | None = None  # the backfill ended without completing (daemon error, cancelled)
+    closed_runs: list[str] = field(default_factory=list)  # runs of killed commands, marked failed first
 
     @property
     def failed_checks(self) -> list[dg.AssetCheckEvaluation]:
@@ -181,6 +183,8 @@ def ingest_days(
     ranges = group_days(inside, max_span_days)
     config = {**QUIET_CONSOLE, **(run_config or {})}
     report: IngestReport | None = None
+    # Runs a killed command left open would otherwise stay STARTED and hold run slots for ever.
+    closed = [run.run_id for run in close_dead_runs(instance)]
     with _code_location(instance) as repository:
         job = _IngestJob(repository)
         if ranges and use_daemon and daemon_running(instance):
@@ -188,6 +192,7 @@ def ingest_days(
         if report is None:
             report = _in_process(instance, job, ranges, config, dict(tags or {}), watcher)
     report.skipped_days = skipped
+    report.closed_runs = closed
     return report
 
 
@@ -245,6 +250,7 @@ def _in_process(instance, job: _IngestJob, ranges, run_config, tags, watcher) ->
             run_config=run_config,
             tags={
                 **tags,
+                **worker_tags(),
                 RANGE_START_TAG: day_range.first.isoformat(),
                 RANGE_END_TAG: day_range.last.isoformat(),
             },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections import Counter
@@ -111,7 +112,7 @@ def run_ingest(days, videos_by_day, run_config: dict, days_per_run: int, *, use_
     from chaffee_assets.dagster_instance import project_instance
     from chaffee_assets.ingest_runner import daemon_running, group_days, ingest_days, partitionable
 
-    with project_instance() as instance, watching_for_sigterm() as terminated:
+    with project_instance() as instance, watching_for_sigterm() as terminated, _event_log_notices_hidden():
         ranges = group_days(partitionable(days)[0], days_per_run)
         through_daemon = use_daemon and daemon_running(instance)
         how = "as one backfill through the running Dagster daemon" if through_daemon else "in this process"
@@ -128,9 +129,42 @@ def run_ingest(days, videos_by_day, run_config: dict, days_per_run: int, *, use_
             )
         finally:
             progress.close()
+    if report.closed_runs:
+        print(
+            f"marked {len(report.closed_runs)} run(s) failed that a stopped command had left open: "
+            + ", ".join(run_id[:8] for run_id in report.closed_runs)
+        )
     if through_daemon and "daemon" not in report.how:
         print("the daemon did not pick the backfill up; the runs went in this process instead")
     return report
+
+
+# Dagster writes this to stderr, for each event its storage failed to take, before raising the
+# error; the command ends with one line naming the error instead.
+_EVENT_LOG_NOTICE = "Exception while writing logger call to event log"
+
+
+class _WithoutNotice:
+    """stderr less Dagster's notice that an event could not be stored."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return len(text) if text.startswith(_EVENT_LOG_NOTICE) else self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _event_log_notices_hidden():
+    original = sys.stderr
+    sys.stderr = _WithoutNotice(original)
+    try:
+        yield
+    finally:
+        sys.stderr = original
 
 
 class _StopOnSigterm:
