@@ -13,22 +13,28 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.launcher import CheckRunHealthResult
 from dagster._core.storage.dagster_run import RunsFilter
 
 from chaffee_assets.dagster_instance import project_instance
 from chaffee_assets.ingest_runner import INGEST_JOB, RANGE_START_TAG
 from chaffee_assets.run_liveness import OPEN_STATUSES, WORKER_TAG, Worker, process_start_time, this_process
+from chaffee_assets.warehouse.migrate import upgrade
+from chaffee_assets_tests.conftest import _fresh_database
 from chaffee_assets_tests.hostile_library import SMALL_VIDEOS, copy_real_video
 from chaffee_assets_tests.pg_proxy import UnixSocketProxy, tcp_url, unix_socket_of
 from chaffee_assets_tests.test_ingest_termination import wait_for_row
 
 CHAFFEE = str(Path(sys.executable).parent / "chaffee")
 FIRST_DAY = datetime(2022, 4, 1, 9, tzinfo=UTC)
+LAST_DAY = FIRST_DAY + timedelta(days=len(SMALL_VIDEOS) - 1, hours=2)
+PRIVATE_VIDEO = "privVideo01"
 RUN_TIMEOUT_S = 300  # a cold `chaffee ingest` imports Dagster and torch and loads the model on 2 cores
 
 
@@ -38,6 +44,10 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("killed_library")
     for offset, video_id in enumerate(SMALL_VIDEOS):
         copy_real_video(folder, video_id, published=FIRST_DAY + timedelta(days=offset))
+    # Beside the last day's video, one that went private: it gets no transcript.
+    copy_real_video(
+        folder, SMALL_VIDEOS[0], published=LAST_DAY, as_id=PRIVATE_VIDEO, fields={"availability": "private"}
+    )
     return folder
 
 
@@ -87,34 +97,66 @@ def kill_mid_run(warehouse_url: str, library: Path) -> tuple[int, str]:
     return process.pid, "".join(lines)
 
 
+@dataclass
+class KilledThenAgain:
+    killed_pid: int
+    killed_output: str
+    left_open: dg.DagsterRun
+    health: CheckRunHealthResult  # what the daemon's run monitoring is told about the open run
+    again: subprocess.CompletedProcess[str]  # the next `chaffee ingest`, over the last day
+
+
+@pytest.fixture(scope="module")
+def killed_then_again(library: Path, embedded_admin_url: str) -> Iterator[KilledThenAgain]:
+    """`chaffee ingest` killed mid-run, then `chaffee ingest` over the last day (two cold processes)."""
+    url = _fresh_database(embedded_admin_url, "killed")
+    upgrade(url)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", url)
+        with project_instance() as instance:
+            pid, out = kill_mid_run(url, library)
+            [left_open] = open_runs_of(instance, "2022-04-02")
+            health = instance.run_launcher.check_run_worker_health(left_open)
+            again = subprocess.run(
+                [CHAFFEE, "ingest", "--library", str(library), "--from", LAST_DAY.date().isoformat()],
+                capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env={**os.environ, "DATABASE_URL": url},
+            )  # fmt: skip
+            yield KilledThenAgain(pid, out, left_open, health, again)
+
+
 @pytest.mark.slow  # two cold `chaffee ingest` processes: about two minutes
 def test_the_next_ingest_marks_the_run_a_killed_ingest_left_open_failed(
-    warehouse_url: str, library: Path, instance: dg.DagsterInstance
+    killed_then_again: KilledThenAgain,
 ) -> None:
-    pid, out = kill_mid_run(warehouse_url, library)
-    assert "[1/4] 2022-04-01: ok" in out, out
-    [left_open] = open_runs_of(instance, "2022-04-02")
-    assert left_open.status == dg.DagsterRunStatus.STARTED
-    assert left_open.tags["dagster/asset_partition_range_start"] == "2022-04-02"
-    # What the daemon's run monitoring asks the instance's launcher (dagster.yaml) about a STARTED run.
-    health = instance.run_launcher.check_run_worker_health(left_open)
-    assert health.status.value == "FAILED" and f"process {pid} on" in health.msg
+    killed = killed_then_again
+    assert "[1/4] 2022-04-01: ok" in killed.killed_output, killed.killed_output
+    assert killed.left_open.status == dg.DagsterRunStatus.STARTED
+    assert killed.health.status.value == "FAILED" and f"process {killed.killed_pid} on" in killed.health.msg
 
-    last_day = (FIRST_DAY + timedelta(days=3)).date().isoformat()
-    again = subprocess.run(
-        [CHAFFEE, "ingest", "--library", str(library), "--from", last_day],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env={**os.environ, "DATABASE_URL": warehouse_url},
-    )  # fmt: skip
-
+    again = killed.again
     assert again.returncode == 0, again.stdout + again.stderr
-    assert (
-        f"marked 1 run(s) failed that a stopped command had left open: {left_open.run_id[:8]}" in again.stdout
-    )
-    closed = instance.get_run_by_id(left_open.run_id)
-    assert closed.status == dg.DagsterRunStatus.FAILURE
-    reason = failure_message(instance, left_open.run_id)
-    assert f"the process executing this run (process {pid} on" in reason and "re-run its days" in reason
-    assert open_runs_of(instance, "2022-04-02") == []
+    run_id = killed.left_open.run_id
+    assert f"marked 1 run(s) failed that a stopped command had left open: {run_id[:8]}" in again.stdout
+    with project_instance() as instance:
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+        reason = failure_message(instance, run_id)
+        assert open_runs_of(instance, "2022-04-02") == []
+    assert f"the process executing this run (process {killed.killed_pid} on" in reason
+    assert "re-run its days" in reason
+
+
+@pytest.mark.slow  # shares the processes above
+def test_ingest_names_each_video_that_failed_with_its_reason_and_what_to_do(
+    killed_then_again: KilledThenAgain,
+) -> None:
+    out = killed_then_again.again.stdout
+    [run_line] = [line for line in out.splitlines() if line.strip().startswith("[1/1]")]
+    assert ": ok" not in run_line
+    assert "2022-04-04: 1 video(s) without a transcript (listed in the summary)" in run_line
+    assert "failures:     1 unavailable" in out
+    assert f"    {PRIVATE_VIDEO} (2022-04-04, " in out
+    [hint] = [line for line in out.splitlines() if line.startswith("      → ")]
+    assert "private, deleted, members-only" in hint and "final, not retried" in hint
 
 
 @dg.op

@@ -111,7 +111,10 @@ def build_channel_feed_sensor(
         name="channel_feed_sensor",
         job=ingest_job,
         minimum_interval_seconds=settings().feed_sensor_interval_s,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        # On for the channel; off with a library folder, where there is no feed (turned on, it says so).
+        default_status=dg.DefaultSensorStatus.STOPPED
+        if settings().library_dir
+        else dg.DefaultSensorStatus.RUNNING,
         description="Watches the channel's RSS feed and runs the publish day of each new video. The "
         "first tick runs only the newest days; older history is an operator's backfill.",
     )
