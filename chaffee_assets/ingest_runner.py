@@ -276,15 +276,19 @@ def _through_backfill(instance, job: _IngestJob, ranges, run_config, tags, watch
     from dagster._core.utils import make_new_backfill_id
 
     partition_keys = sorted({day.isoformat() for day_range in ranges for day in day_range.days})
-    backfill = PartitionBackfill.from_asset_partitions(
+    # A backfill of the job through its partition set, not of the assets: the daemon then names its
+    # runs `ingest_job`, as the command's own and the schedule's are, where an asset backfill's runs
+    # are `__ASSET_JOB`. The job's backfill policy still groups contiguous days, up to 31 a run.
+    [partition_set] = [ps for ps in job.repository.get_partition_sets() if ps.job_name == INGEST_JOB]
+    backfill = PartitionBackfill(
         backfill_id=make_new_backfill_id(),
-        asset_graph=job.repository.asset_graph,
+        partition_set_origin=partition_set.get_remote_origin(),
+        status=BulkActionStatus.REQUESTED,
         partition_names=partition_keys,
-        asset_selection=job.asset_keys,
-        backfill_timestamp=time.time(),
+        from_failure=False,
+        reexecution_steps=None,
         tags=tags,
-        dynamic_partitions_store=instance,
-        all_partitions=False,
+        backfill_timestamp=time.time(),
         title=f"chaffee ingest {ranges[0].first} … {ranges[-1].last}",
         description=f"{len(partition_keys)} days in {len(ranges)} range(s) with videos",
         run_config=run_config,
