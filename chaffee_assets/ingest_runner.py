@@ -378,6 +378,7 @@ def _observe(report: IngestReport, watcher: RunWatcher | None, run_id: str, even
 # sent with batch metadata when DAGSTER_EVENT_BATCH_SIZE is set (the `chaffee` command sets 100).
 EMPTY_DAY_BATCH = 100
 EMPTY_DAY_METADATA_KEY = "empty_day"
+EMPTY_DAY_DESCRIPTION = "no video published this day ({source})"
 
 
 def mark_empty_days(
@@ -396,32 +397,31 @@ def mark_empty_days(
     from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, StepMaterializationData
     from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 
-    events: list[DagsterEvent] = []
+    written = 0
     for key in asset_keys:
         done = instance.get_materialized_partitions(key)
-        for day in empty_days:
-            if day.isoformat() in done:
-                continue
+        todo = [day for day in empty_days if day.isoformat() not in done]
+        # One asset per batch: the event log records only a batch's last event as the asset's latest.
+        batch_id = f"empty-days-{key.to_user_string()}-{time.time_ns()}"
+        for index, day in enumerate(todo):
             materialization = dg.AssetMaterialization(
                 asset_key=key,
                 partition=day.isoformat(),
-                description="no video was published this day",
-                metadata={EMPTY_DAY_METADATA_KEY: True, "video_count": 0, "listed_by": listed_by},
+                description=EMPTY_DAY_DESCRIPTION.format(source=listed_by),
+                # Little metadata: serialising it is most of an event's cost.
+                metadata={EMPTY_DAY_METADATA_KEY: True, "video_count": 0},
             )
-            events.append(
-                DagsterEvent(
-                    event_type_value=dg.DagsterEventType.ASSET_MATERIALIZATION.value,
-                    job_name=RUNLESS_JOB_NAME,
-                    event_specific_data=StepMaterializationData(materialization),
-                )
+            event = DagsterEvent(
+                event_type_value=dg.DagsterEventType.ASSET_MATERIALIZATION.value,
+                job_name=RUNLESS_JOB_NAME,
+                event_specific_data=StepMaterializationData(materialization),
             )
-    batch_id = f"empty-days-{time.time_ns()}"
-    for index, event in enumerate(events):
-        end = index == len(events) - 1 or (index + 1) % EMPTY_DAY_BATCH == 0
-        instance.report_dagster_event(
-            event, run_id=RUNLESS_RUN_ID, batch_metadata=DagsterEventBatchMetadata(batch_id, end)
-        )
-    return len(events)
+            end = index == len(todo) - 1 or (index + 1) % EMPTY_DAY_BATCH == 0
+            instance.report_dagster_event(
+                event, run_id=RUNLESS_RUN_ID, batch_metadata=DagsterEventBatchMetadata(batch_id, end)
+            )
+        written += len(todo)
+    return written
 
 
 def calendar_days(first: date | None, last: date | None) -> list[date]:

@@ -43,11 +43,15 @@ def test_a_year_of_empty_days_is_materialised_for_every_asset_in_batches(
         done = instance.get_materialized_partitions(key)
         assert done >= {day.isoformat() for day in empty}
         assert not done & {day.isoformat() for day in with_videos}
+        # Each asset's latest materialisation is its own last day, whatever the batch boundaries.
+        latest = instance.get_latest_materialization_event(key)
+        assert latest.asset_materialization.partition == empty[-1].isoformat()
     [record] = instance.fetch_materializations(
         dg.AssetRecordsFilter(ASSET_KEYS[3], asset_partitions=["2016-01-01"]), limit=1
     ).records
     metadata = record.asset_materialization.metadata
     assert metadata[EMPTY_DAY_METADATA_KEY].value is True and metadata["video_count"].value == 0
+    assert record.asset_materialization.description == "no video published this day (library)"
     assert record.run_id == ""  # runless: no run per day
 
     # Again: every day is done, nothing is written.
