@@ -14,8 +14,8 @@ from chaffee_assets.settings import settings
 from chaffee_assets.warehouse.server import WarehouseError
 
 # On by default for the channel: keeping it current is its job. Off with a library folder
-# (CHAFFEE_LIBRARY_DIR), which only changes when someone adds files and loads them with
-# `chaffee ingest --library`; re-running yesterday and today there every morning would do nothing.
+# (CHAFFEE_LIBRARY_DIR): a folder's new files are the sensor's (it watches the folder), and re-running
+# yesterday and today every morning would find nothing the sensor had not already run.
 REASON_TAG = "chaffee/reason"
 NEWEST_REASON = "newest"
 
