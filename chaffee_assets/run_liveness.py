@@ -26,6 +26,7 @@ import dagster as dg
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster._core.launcher.default_run_launcher import DefaultRunLauncher
 from dagster._core.storage.dagster_run import DagsterRun, RunsFilter
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 
 WORKER_TAG = "chaffee/worker"  # "<host>:<pid>:<start time>" of the process executing the run
 # Every status in which a run still counts as running somewhere (and against the run limit).
@@ -99,6 +100,10 @@ def is_gone(worker: Worker) -> bool | None:
 
 def dead_worker_reason(run: DagsterRun) -> str | None:
     """Why the run is over although its status says otherwise; None while it may still be running."""
+    if run.parent_run_id or PARENT_RUN_ID_TAG in run.tags:
+        # A re-execution or a retry (from the UI or the daemon) copies its parent's tags, this one
+        # included, but runs in a process of its own: the tag is not about it.
+        return None
     tag = run.tags.get(WORKER_TAG)
     worker = Worker.parse(tag) if tag else None
     if worker is None or not is_gone(worker):

@@ -169,9 +169,9 @@ def _run_in_some_process() -> None:
     _nothing()
 
 
-def started_run(instance: dg.DagsterInstance, worker: Worker) -> dg.DagsterRun:
+def started_run(instance: dg.DagsterInstance, worker: Worker, **tags: str) -> dg.DagsterRun:
     """A run STARTED in the instance, executing (its tag says) in `worker`."""
-    run = instance.create_run_for_job(_run_in_some_process, tags={WORKER_TAG: str(worker)})
+    run = instance.create_run_for_job(_run_in_some_process, tags={WORKER_TAG: str(worker), **tags})
     start = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name)
     instance.report_dagster_event(start, run_id=run.run_id)
     run = instance.get_run_by_id(run.run_id)
@@ -189,9 +189,11 @@ def test_run_monitoring_fails_a_started_run_whose_process_is_gone_and_leaves_a_l
     ended.kill()
     ended.wait()
     dead, alive = started_run(instance, ended_worker), started_run(instance, this_process())
+    # A re-execution from the UI copies its parent's tags, the worker's included, and runs elsewhere.
+    reexecuted = started_run(instance, ended_worker, **{"dagster/parent_run_id": dead.run_id})
 
-    # One pass of the daemon's run monitoring over the two runs, with the launcher dagster.yaml names.
-    for run in (dead, alive):
+    # One pass of the daemon's run monitoring over the runs, with the launcher dagster.yaml names.
+    for run in (dead, alive, reexecuted):
         [record] = instance.get_run_records(RunsFilter(run_ids=[run.run_id]))
         monitor_started_run(instance, None, record, logging.getLogger("run_monitoring"))
 
@@ -199,6 +201,7 @@ def test_run_monitoring_fails_a_started_run_whose_process_is_gone_and_leaves_a_l
     message = failure_message(instance, dead.run_id)
     assert "Detected run worker status FAILED" in message and f"process {ended.pid} on" in message
     assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+    assert instance.get_run_by_id(reexecuted.run_id).status == dg.DagsterRunStatus.STARTED
 
 
 @pytest.mark.slow  # a cold `chaffee ingest` process: about a minute
