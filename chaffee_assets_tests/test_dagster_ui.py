@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,35 @@ def test_runs_the_daemon_launched_are_named_ingest_job(ui_after_ingest: UiAfterI
     assert {run["status"] for run in runs} == {"SUCCESS"}
     for run in runs:
         assert "dagster/backfill" in {tag["key"] for tag in run["tags"]}
+
+
+@pytest.mark.slow
+def test_the_ui_pages_read_100_percent_filled_one_group_and_ingest_job(
+    ui_after_ingest: UiAfterIngest, tmp_path: Path
+) -> None:
+    """The same facts as the operator reads them: the UI's pages in Debian's chromium."""
+    from playwright.sync_api import sync_playwright
+
+    from chaffee_assets_tests.test_web_browser import CHROMIUM, CHROMIUM_FLAGS, _require_chromium
+
+    _require_chromium()
+    base = ui_after_ingest.graphql_url.removesuffix("/graphql")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"{base}/asset-groups/ask_dr_chaffee", timeout=120_000)
+            try:
+                page.get_by_text("100% filled").nth(3).wait_for(timeout=120_000)
+            finally:
+                (tmp_path / "lineage.txt").write_text(page.inner_text("body"))
+            lineage = page.inner_text("body")
+            for asset in ASSETS:
+                assert asset in lineage
+            assert lineage.count("100% filled") == 4 and "0% filled" not in lineage.replace("100% filled", "")
+            page.goto(f"{base}/runs", timeout=120_000)
+            page.get_by_text("ingest_job").first.wait_for(timeout=120_000)
+            runs = page.inner_text("body")
+            assert "__ASSET_JOB" not in runs
+        finally:
+            browser.close()
