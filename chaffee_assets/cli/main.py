@@ -75,7 +75,13 @@ def _lost_connection(exc: BaseException) -> BaseException | None:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, sqlalchemy.exc.OperationalError | psycopg.OperationalError):
-            return getattr(seen, "orig", None) or seen
+            error = getattr(seen, "orig", None) or seen
+            # No SQLSTATE: the client lost or never had the connection; class 08 and 57P01-03: the
+            # server ended it. Other operational errors (a cancelled statement) are not outages.
+            code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+            if code is None or code.startswith("08") or code in ("57P01", "57P02", "57P03"):
+                return error
+            return None
         seen = seen.__cause__ or seen.__context__
     return None
 
