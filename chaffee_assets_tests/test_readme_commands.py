@@ -460,7 +460,8 @@ def test_ingest_goes_through_the_daemon_as_a_backfill_while_dev_runs(dev, tmp_pa
     with project_instance() as instance:
         backfill_runs = [
             run
-            for run in instance.get_runs(RunsFilter(job_name="__ASSET_JOB"))
+            # A backfill of the job: its runs are `ingest_job`'s, like the command's own.
+            for run in instance.get_runs(RunsFilter(job_name="ingest_job"))
             if run.tags.get("dagster/backfill")
             and run.run_config["resources"]["video_source"]["config"]["library_dir"] == str(library)
         ]

@@ -237,3 +237,19 @@ def test_an_unreachable_warehouse_still_runs_the_newest_days(instance: dg.Dagste
         ("2025-09-21", "newest"),
         ("2025-09-22", "newest"),
     ]
+
+
+def test_a_tick_that_requests_nothing_says_why(instance: dg.DagsterInstance, warehouse_url: str) -> None:
+    before_the_calendar = datetime(2014, 6, 1, 6, 30, tzinfo=UTC)  # the calendar starts 2015-01-01
+    context = dg.build_schedule_context(
+        scheduled_execution_time=before_the_calendar,
+        instance=instance,
+        resources={"warehouse": WarehouseResource(database_url=warehouse_url)},
+        repository_def=defs.get_repository_def(),
+    )
+    data = daily_ingest_schedule.evaluate_tick(context)
+    assert not data.run_requests
+    assert data.skip_message == (
+        "today (2014-06-01) is before the partition calendar starts (2015-01-01) "
+        "and no earlier day is due for a retry"
+    )

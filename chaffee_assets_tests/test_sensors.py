@@ -2,9 +2,13 @@
 failed fetch that skips without losing the cursor."""
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -24,6 +28,7 @@ from chaffee_assets.ingest.youtube import parse_channel_feed
 # No recorded feed exists in ../shared: the document comes from the YouTube source's tests, which
 # write it in the published Atom shape of /feeds/videos.xml?channel_id=… (yt:videoId, yt:channelId,
 # title, published, updated, media:group).
+from chaffee_assets_tests.test_readme_commands import small_library
 from chaffee_assets_tests.test_youtube_source import CHANNEL_ID
 from chaffee_assets_tests.test_youtube_source import _feed as feed_document
 
@@ -187,12 +192,45 @@ def test_the_fetch_is_asked_for_the_configured_channel_through_its_proxy(
     assert fetch.calls == [("UCother", "http://proxy:3128")]  # type: ignore[attr-defined]
 
 
-def test_a_library_deployment_has_no_feed_to_watch(instance: dg.DagsterInstance) -> None:
+def test_with_a_library_folder_the_sensor_watches_the_folder_not_the_feed(
+    instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
     fetch = _serving()
     sensor = build_channel_feed_sensor(fetch=fetch, clock=lambda: NOW)
-    data = _tick(sensor, instance, cursor=None, source=VideoSourceResource(library_dir="/srv/library"))
-    assert "no feed to watch" in data.skip_message
-    assert fetch.calls == []  # type: ignore[attr-defined]
+    library = tmp_path / "library"
+    source = VideoSourceResource(library_dir=str(library))
+
+    missing = _tick(sensor, instance, cursor=None, source=source)
+    assert missing.skip_message == f"the library folder {library} does not exist (CHAFFEE_LIBRARY_DIR)"
+
+    small_library(library, "smplMeatDay")
+    first = _tick(sensor, instance, cursor=None, source=source)
+    assert not first.run_requests
+    assert first.skip_message.startswith(f"first look at the library {library}: 1 video(s) recorded as seen")
+    quiet = _tick(sensor, instance, cursor=first.cursor, source=source)
+    assert quiet.skip_message == f"no new videos in the library {library} (1 listed)"
+
+    small_library(library, "smplLDL_hrt", "smplKetoWk1")  # yt-dlp adds two uploads
+    added = _tick(sensor, instance, cursor=quiet.cursor, source=source)
+    assert [(r.partition_key, r.tags[REASON_TAG], r.tags[VIDEO_IDS_TAG]) for r in added.run_requests] == [
+        ("2024-02-12", "library:new", "smplLDL_hrt"),
+        ("2024-05-13", "library:new", "smplKetoWk1"),
+    ]
+    assert json.loads(added.cursor) == ["smplKetoWk1", "smplLDL_hrt", "smplMeatDay"]
+    assert fetch.calls == []  # type: ignore[attr-defined]  # the channel is never asked
+
+
+def test_with_a_library_folder_the_schedule_is_off_and_the_sensor_on_by_default(tmp_path: Path) -> None:
+    code = (
+        "from chaffee_assets.definitions import defs; "
+        "print(defs.get_schedule_def('daily_ingest_schedule').default_status.value, "
+        "defs.get_sensor_def('channel_feed_sensor').default_status.value)"
+    )
+    env = {**os.environ, "CHAFFEE_LIBRARY_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.split() == ["STOPPED", "RUNNING"], result.stderr
 
 
 def test_an_empty_first_feed_leaves_the_next_tick_a_first_tick(instance: dg.DagsterInstance) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import time
 from collections import Counter
 from datetime import date
 
@@ -46,7 +48,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from chaffee_assets.defs.partitions import MAX_PARTITIONS_PER_RUN
     from chaffee_assets.defs.resources import VideoSourceResource, video_source_config
     from chaffee_assets.golden_queries import GoldenQueriesError, golden_queries_path, load_golden_queries
-    from chaffee_assets.ingest_runner import days_between
+    from chaffee_assets.ingest_runner import calendar_days, days_between
     from chaffee_assets.search_input import InputError, day
     from chaffee_assets.settings import settings
     from chaffee_assets.warehouse.migrate import upgrade
@@ -86,8 +88,10 @@ def _ingest(args: argparse.Namespace) -> int:
     days = days_between(args.first, args.last, sorted(publish_dates))
     for skipped in getattr(source, "skipped", lambda: [])():
         print(f"  skipped {printable(skipped.video_id)}: {printable(skipped.reason)}")
+    empty_days = [day for day in calendar_days(args.first, args.last) if day not in publish_dates]
     if not days:
         print("no videos published in that range")
+        _mark_empty_days(empty_days, source.name)
         return 0
     videos_by_day = Counter({day: len(source.videos_published_on(day)) for day in days})
 
@@ -104,11 +108,30 @@ def _ingest(args: argparse.Namespace) -> int:
             f"(earliest {min(report.skipped_days)}); set CHAFFEE_START_DATE earlier to include them",
             file=sys.stderr,
         )
+    _mark_empty_days(empty_days, source.name)
     _print_summary(days[0], days[-1])
     print_checks(report, golden)
     if report.problem:
         print(f"error: {report.problem} (see it under Overview → Backfills in the UI)", file=sys.stderr)
     return 1 if report.failed or report.problem else 0
+
+
+def _mark_empty_days(empty_days, source_name: str) -> None:
+    """Days the source lists no video on count as done in the UI (runless materialisations)."""
+    from chaffee_assets.dagster_instance import project_instance
+    from chaffee_assets.definitions import INGEST_ASSETS
+    from chaffee_assets.ingest_runner import mark_empty_days
+
+    if not empty_days:
+        return
+    started = time.monotonic()
+    with project_instance() as instance:
+        written = mark_empty_days(instance, [asset.key for asset in INGEST_ASSETS], empty_days, source_name)
+    print(
+        f"{len(empty_days)} day(s) without videos in range count as done "
+        f"({written} new empty-day record(s), {time.monotonic() - started:.1f} s)",
+        flush=True,
+    )
 
 
 def run_ingest(days, videos_by_day, run_config: dict, days_per_run: int, *, use_daemon: bool = True):
@@ -118,7 +141,7 @@ def run_ingest(days, videos_by_day, run_config: dict, days_per_run: int, *, use_
     from chaffee_assets.dagster_instance import project_instance
     from chaffee_assets.ingest_runner import daemon_running, group_days, ingest_days, partitionable
 
-    with project_instance() as instance, watching_for_sigterm() as terminated:
+    with project_instance() as instance, watching_for_sigterm() as terminated, _event_log_notices_hidden():
         ranges = group_days(partitionable(days)[0], days_per_run)
         through_daemon = use_daemon and daemon_running(instance)
         how = "as one backfill through the running Dagster daemon" if through_daemon else "in this process"
@@ -135,9 +158,42 @@ def run_ingest(days, videos_by_day, run_config: dict, days_per_run: int, *, use_
             )
         finally:
             progress.close()
+    if report.closed_runs:
+        print(
+            f"marked {len(report.closed_runs)} run(s) failed that a stopped command had left open: "
+            + ", ".join(run_id[:8] for run_id in report.closed_runs)
+        )
     if through_daemon and "daemon" not in report.how:
         print("the daemon did not pick the backfill up; the runs went in this process instead")
     return report
+
+
+# Dagster writes this to stderr, for each event its storage failed to take, before raising the
+# error; the command ends with one line naming the error instead.
+_EVENT_LOG_NOTICE = "Exception while writing logger call to event log"
+
+
+class _WithoutNotice:
+    """stderr less Dagster's notice that an event could not be stored."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return len(text) if text.startswith(_EVENT_LOG_NOTICE) else self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _event_log_notices_hidden():
+    original = sys.stderr
+    sys.stderr = _WithoutNotice(original)
+    try:
+        yield
+    finally:
+        sys.stderr = original
 
 
 class _StopOnSigterm:
@@ -196,7 +252,27 @@ def _check_detail(evaluation) -> str:
     return ", ".join(f"{k}={str(v).splitlines()[0][:80]}" for k, v in shown.items())
 
 
+def failure_hint(failure_class: str, retry_after, day: date) -> str:
+    """What happens next to a video without a transcript, and what the operator can do."""
+    later = f"after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else "on a later day"
+    rerun = f"chaffee ingest --from {day} --to {day}"
+    hints = {
+        "unavailable": "private, deleted, members-only, live or upcoming on YouTube: final, not retried; "
+        f"once it is public, `{rerun}`",
+        "too_new": f"its auto captions may not be out yet: the daily schedule retries it {later}",
+        "blocked": "YouTube refused the request (throttled or IP-blocked): the daily schedule retries it "
+        f"{later}; set CHAFFEE_YOUTUBE_PROXY if it keeps happening",
+        "over_budget": f"the day's transcription budget is spent: retried {later}, or raise "
+        "CHAFFEE_DAILY_BUDGET_USD",
+        "engine_unavailable": "no speech-recognition engine could run (an API key or a local model is "
+        f"missing): set one up (see `chaffee transcribe --help`), then `{rerun}`",
+        "no_captions": f"no captions and no recognition ran: choose an engine with `{rerun} --asr-engine …`",
+    }
+    return hints.get(failure_class, f"see the message above; after fixing it, `{rerun}` (retried {later})")
+
+
 def _print_summary(first: date, last: date) -> None:
+    from chaffee_assets.cli.terminal import printable
     from chaffee_assets.warehouse.server import connect
 
     with connect() as conn:
@@ -217,6 +293,14 @@ def _print_summary(first: date, last: date) -> None:
             """,
             (first, last),
         ).fetchall()
+        failed = conn.execute(
+            """
+            SELECT video_id, title, published_date, failure_class, failure_message, retry_after
+            FROM video_status WHERE failure_class IS NOT NULL AND published_date BETWEEN %s AND %s
+            ORDER BY published_date, video_id
+            """,
+            (first, last),
+        ).fetchall()
         segments = conn.execute(
             """
             SELECT count(*), count(DISTINCT s.video_id) FROM segments s JOIN videos v USING (video_id)
@@ -228,4 +312,8 @@ def _print_summary(first: date, last: date) -> None:
     print(f"  videos:       {videos}")
     print("  transcripts:  " + (", ".join(f"{n} {src}" for src, n in by_source) or "none"))
     print("  failures:     " + (", ".join(f"{n} {cls}" for cls, n in by_failure) or "none"))
+    for video_id, title, day, failure_class, message, retry_after in failed:
+        print(f"    {printable(video_id)} ({day}, {printable(title or 'untitled')[:60]}): {failure_class}: "
+              f"{printable(message or 'no message')[:200]}")  # fmt: skip
+        print(f"      → {failure_hint(failure_class, retry_after, day)}")
     print(f"  segments:     {segments[0]} in {segments[1]} video(s)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -21,6 +22,9 @@ COMMAND_MODULES = (
     "chaffee_assets.cli.demo_cmd",
     "chaffee_assets.cli.serve_cmd",
 )
+
+
+LOST_CONNECTION = "the connection to PostgreSQL failed"
 
 
 class UserError(Exception):
@@ -53,6 +57,35 @@ def _batch_dagster_events() -> None:
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "100")
 
 
+# What dagster-postgres logs before each of its retries of a lost connection to Dagster's
+# database: the command says it once, in its error line, if the retries fail.
+_RETRY_NOTICE = "Retrying failed database"
+
+
+def _hide_connection_retries() -> None:
+    logging.getLogger().addFilter(lambda record: not str(record.msg).startswith(_RETRY_NOTICE))
+
+
+def _lost_connection(exc: BaseException) -> BaseException | None:
+    """The connection error behind `exc` when it is a connection to PostgreSQL that failed or broke
+    (Dagster's storage through SQLAlchemy and psycopg2, or the warehouse through psycopg)."""
+    import psycopg
+    import sqlalchemy.exc
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.OperationalError | psycopg.OperationalError):
+            error = getattr(seen, "orig", None) or seen
+            # No SQLSTATE: the client lost or never had the connection; class 08 and 57P01-03: the
+            # server ended it. Other operational errors (a cancelled statement) are not outages.
+            code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+            if code is None or code.startswith("08") or code in ("57P01", "57P02", "57P03"):
+                return error
+            return None
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Whatever goes wrong ends as one `error: …` line on stderr, never a traceback
     (set CHAFFEE_DEBUG=1 to see one): 2 for what the user can fix, 1 for anything else."""
@@ -65,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from chaffee_assets.warehouse.server import WarehouseError
 
     _quiet_libraries()
+    _hide_connection_retries()
     _batch_dagster_events()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -82,11 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.Error as exc:
         if _debugging():
             raise
+        if cause := _lost_connection(exc):
+            print(f"error: {LOST_CONNECTION}: {printable(one_line(cause))}", file=sys.stderr)
+            return 2
         print(f"error: the database refused: {printable(one_line(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:
         if _debugging():
             raise
+        if cause := _lost_connection(exc):
+            print(f"error: {LOST_CONNECTION}: {printable(one_line(cause))}", file=sys.stderr)
+            return 2
         print(
             f"error: {type(exc).__name__}: {one_line(exc)} (set CHAFFEE_DEBUG=1 to see where)",
             file=sys.stderr,

@@ -91,7 +91,13 @@ class IngestProgress:
             figures = self._runs.pop(run_id, None) or _RunFigures(day_range, self._clock())
             self._clear_line()
             seconds = self._clock() - figures.started
-            verdict = "ok" if ok else "FAILED (see the run in the Dagster UI)"
+            if not ok:
+                verdict = "FAILED (see the run in the Dagster UI)"
+            elif figures.failed:
+                # The run succeeded, but not every video got a transcript: never "ok" then.
+                verdict = f"{figures.failed} video(s) without a transcript (listed in the summary)"
+            else:
+                verdict = "ok"
             total = f"/{self._total_runs}" if self._total_runs else ""
             self._stream.write(
                 f"  [{self._finished}{total}] {day_range}: {verdict} — {figures.videos} video(s), "

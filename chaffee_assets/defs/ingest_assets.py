@@ -9,7 +9,7 @@ import dagster as dg
 
 from chaffee_assets.defs import checks
 from chaffee_assets.defs.failures import retry_only_transient
-from chaffee_assets.defs.partitions import videos_backfill_policy, videos_daily_partition
+from chaffee_assets.defs.partitions import ASSET_GROUP, videos_backfill_policy, videos_daily_partition
 from chaffee_assets.defs.per_day import check_evaluations, describe_days, report_day_metadata, run_days
 from chaffee_assets.defs.pools import GPU_POOL
 from chaffee_assets.defs.resources import VideoSourceResource, WarehouseResource
@@ -22,8 +22,6 @@ from chaffee_assets.defs.transcription_resources import (
 from chaffee_assets.ingest import store
 from chaffee_assets.ingest.transcript_pipeline import TranscriptOutcome, TranscriptRules, obtain_transcript
 from chaffee_assets.ingest.videos import Video
-
-INGEST_GROUP = "ingest"
 
 # A lost database connection or a network outage: retry with backoff, jittered so parallel runs do
 # not retry in lockstep. Per-video failures never reach this policy (they are recorded, not raised),
@@ -49,7 +47,7 @@ def _markdown_titles(videos: list[Video], limit: int = 25) -> dg.MetadataValue:
     partitions_def=videos_daily_partition,
     backfill_policy=videos_backfill_policy,
     retry_policy=network_retry_policy,
-    group_name=INGEST_GROUP,
+    group_name=ASSET_GROUP,
     kinds={"youtube", "postgres"},
     description="Videos published on the partition's day (UTC), upserted into `videos` with their metadata.",
 )
@@ -110,7 +108,7 @@ class TranscriptsConfig(dg.Config):
     backfill_policy=videos_backfill_policy,
     retry_policy=network_retry_policy,
     deps=[videos],
-    group_name=INGEST_GROUP,
+    group_name=ASSET_GROUP,
     kinds={"youtube", "whisper", "openai", "postgres"},
     pool=GPU_POOL,  # may load local Whisper: one step at a time holds the GPU
     check_specs=checks.TRANSCRIPTS_CHECKS,

@@ -8,6 +8,10 @@ import dagster as dg
 
 from chaffee_assets.settings import settings
 
+# One group for the four assets, so the UI's global lineage shows the chain videos → transcripts →
+# segments → segment_embeddings as one box, not split into two collapsed groups.
+ASSET_GROUP = "ask_dr_chaffee"
+
 # CHAFFEE_START_DATE must be no later than the channel's first upload: a later start silently hides
 # the oldest videos, while an earlier one only adds empty days. `chaffee ingest` warns when a video
 # predates it. end_offset=1 makes today's partition exist, so a video published this morning can be

@@ -7,7 +7,7 @@ import dagster as dg
 
 from chaffee_assets.defs import checks
 from chaffee_assets.defs.ingest_assets import transcripts
-from chaffee_assets.defs.partitions import videos_backfill_policy, videos_daily_partition
+from chaffee_assets.defs.partitions import ASSET_GROUP, videos_backfill_policy, videos_daily_partition
 from chaffee_assets.defs.per_day import check_evaluations, describe_days, report_day_metadata, run_days
 from chaffee_assets.defs.resources import EmbeddingModelResource, VideoSourceResource, WarehouseResource
 from chaffee_assets.golden_queries import (
@@ -23,8 +23,6 @@ from chaffee_assets.retrieval.embedder import EmbeddingModelError
 from chaffee_assets.retrieval.pipeline import embed_missing, segment_videos
 from chaffee_assets.retrieval.segmenter import SegmentParams
 from chaffee_assets.settings import settings
-
-RETRIEVAL_GROUP = "retrieval"
 
 AssetEvents = Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output]
 
@@ -49,7 +47,7 @@ def _video_ids_by_day(
     partitions_def=videos_daily_partition,
     backfill_policy=videos_backfill_policy,
     deps=[transcripts],
-    group_name=RETRIEVAL_GROUP,
+    group_name=ASSET_GROUP,
     kinds={"postgres"},
     check_specs=checks.SEGMENTS_CHECKS,
     description="Each video's current transcript cut into overlapping windows that start on cue "
@@ -91,7 +89,7 @@ def segments(
     partitions_def=videos_daily_partition,
     backfill_policy=videos_backfill_policy,
     deps=[segments],
-    group_name=RETRIEVAL_GROUP,
+    group_name=ASSET_GROUP,
     kinds={"pytorch", "postgres"},
     check_specs=checks.EMBEDDINGS_CHECKS,
     description="Sentence-transformers vectors of every segment under the configured model "

@@ -13,6 +13,9 @@ from chaffee_assets.ingest.retry_plan import partitions_to_retry
 from chaffee_assets.settings import settings
 from chaffee_assets.warehouse.server import WarehouseError
 
+# On by default for the channel: keeping it current is its job. Off with a library folder
+# (CHAFFEE_LIBRARY_DIR): a folder's new files are the sensor's (it watches the folder), and re-running
+# yesterday and today every morning would find nothing the sensor had not already run.
 REASON_TAG = "chaffee/reason"
 NEWEST_REASON = "newest"
 
@@ -35,13 +38,15 @@ def newest_days(today: date) -> list[date]:
     job=ingest_job,
     cron_schedule=settings().daily_schedule_cron,
     execution_timezone=settings().schedule_timezone,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=dg.DefaultScheduleStatus.STOPPED
+    if settings().library_dir
+    else dg.DefaultScheduleStatus.RUNNING,
     description="Runs the newest days (yesterday and today, UTC) and the earlier days whose videos are "
     "due for another try: captions waited for long enough, or blocked/over budget on an earlier day.",
 )
 def daily_ingest_schedule(
     context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource
-) -> list[dg.RunRequest]:
+) -> list[dg.RunRequest] | dg.SkipReason:
     now = context.scheduled_execution_time.astimezone(UTC)
     today = now.date()
     newest = [day for day in newest_days(today) if day >= videos_daily_partition.start.date()]
@@ -64,6 +69,11 @@ def daily_ingest_schedule(
     planned.extend(retries)
     for day, reason in retries:
         context.log.info(f"retrying {day}: {reason}")
+    if not planned:
+        return dg.SkipReason(
+            f"today ({today}) is before the partition calendar starts "
+            f"({videos_daily_partition.start.date()}) and no earlier day is due for a retry"
+        )
     return [
         dg.RunRequest(
             run_key=f"{day.isoformat()}:{today.isoformat()}",

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -23,6 +24,7 @@ from chaffee_assets.settings import settings
 VIDEO_IDS_TAG = "chaffee/video_ids"
 FEED_REASON = "feed:new"
 FIRST_TICK_REASON = "feed:first_tick"
+LIBRARY_REASON = "library:new"
 
 # The feed holds the newest ~15 videos; remembering far more than that means an id that drops out
 # and comes back (a re-dated premiere) is still recognised, while the cursor stays a few KB.
@@ -101,6 +103,58 @@ def plan_feed_runs(
     return FeedPlan(days=days, seen=merged, before_calendar=before_calendar)
 
 
+def watch_library(
+    context: dg.SensorEvaluationContext, video_source: VideoSourceResource, today: date
+) -> dg.SensorResult:
+    """With a library folder as the source, the sensor watches the folder instead of the feed: a
+    video that appears in it (yt-dlp adding the channel's new uploads) gets its publish day run.
+
+    The cursor is every id seen in the folder. The first look records what is there and runs
+    nothing: loading a folder's existing videos is `chaffee ingest --library`'s job.
+    """
+    if not Path(video_source.library_dir).expanduser().is_dir():
+        return dg.SensorResult(
+            skip_reason=f"the library folder {video_source.library_dir} does not exist (CHAFFEE_LIBRARY_DIR)",
+            cursor=context.cursor,
+        )
+    source = video_source.get()
+    first_day = videos_daily_partition.start.date()
+    listed = {
+        video.video_id: day
+        for day in source.publish_dates()
+        if day <= today
+        for video in source.videos_published_on(day)
+    }
+    seen = read_cursor(context.cursor)
+    cursor = json.dumps(sorted(listed.keys() | set(seen or ())))
+    if seen is None:
+        return dg.SensorResult(
+            skip_reason=f"first look at the library {video_source.library_dir}: {len(listed)} video(s) "
+            "recorded as seen, none run (`chaffee ingest --library` loads what is already there)",
+            cursor=cursor,
+        )
+    days: dict[date, list[str]] = {}
+    for video_id, day in listed.items():
+        if video_id not in seen and day >= first_day:
+            days.setdefault(day, []).append(video_id)
+    if not days:
+        return dg.SensorResult(
+            skip_reason=f"no new videos in the library {video_source.library_dir} ({len(listed)} listed)",
+            cursor=cursor,
+        )
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"library:{day.isoformat()}:{'+'.join(sorted(ids))}",
+                partition_key=day.isoformat(),
+                tags={REASON_TAG: LIBRARY_REASON, VIDEO_IDS_TAG: " ".join(sorted(ids))},
+            )
+            for day, ids in sorted(days.items())
+        ],
+        cursor=cursor,
+    )
+
+
 def build_channel_feed_sensor(
     fetch: FeedFetch = fetch_channel_feed,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -111,15 +165,17 @@ def build_channel_feed_sensor(
         name="channel_feed_sensor",
         job=ingest_job,
         minimum_interval_seconds=settings().feed_sensor_interval_s,
+        # On for either source: it watches the feed, or the library folder (its first look runs nothing).
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Watches the channel's RSS feed and runs the publish day of each new video. The "
-        "first tick runs only the newest days; older history is an operator's backfill.",
+        description="Watches the channel's RSS feed (or, with a library folder as the source, the "
+        "folder) and runs the publish day of each new video. The first tick runs only the newest days "
+        "(none for a folder); older history is an operator's backfill.",
     )
     def channel_feed_sensor(
         context: dg.SensorEvaluationContext, video_source: VideoSourceResource
     ) -> dg.SensorResult | dg.SkipReason:
         if video_source.library_dir:
-            return dg.SkipReason(f"videos come from the library {video_source.library_dir}: no feed to watch")
+            return watch_library(context, video_source, clock().astimezone(UTC).date())
         if not video_source.channel_id:
             return dg.SkipReason("no channel id is configured (CHAFFEE_CHANNEL_ID): no feed to watch")
         channel_id = video_source.channel_id
