@@ -291,3 +291,21 @@ def test_a_file_that_is_not_a_dump_is_one_line(tmp_path: Path, second_postgres: 
     assert done.stderr.count("\n") == 1 and done.stderr.startswith(
         f"error: {not_a_dump} is not a warehouse dump"
     )
+
+
+def test_a_database_holding_other_tables_is_refused_and_they_are_left_alone(
+    dump_file: Path, second_postgres: SecondServer
+) -> None:
+    target = second_postgres.new_database()
+    with psycopg.connect(target) as conn:
+        conn.execute("CREATE TABLE runs (run_id text PRIMARY KEY)")  # e.g. Dagster's storage, misplaced
+        conn.execute("INSERT INTO runs VALUES ('r1')")
+        conn.commit()
+
+    done = _chaffee(["db", "restore", str(dump_file), "--no-dagster", "--replace"], target)
+
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "holds tables the dump does not have (runs)" in done.stderr
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT run_id FROM runs").fetchall() == [("r1",)]
+        assert conn.execute("SELECT to_regclass('videos')").fetchone() == (None,)

@@ -392,6 +392,7 @@ def restore(
         refuse_newer_migrations(manifest)
         require_pgvector_version(conn)
         conn.rollback()
+        _refuse_foreign_tables(conn, manifest, url)
         report.replaced_videos = _videos_held(conn)
         if report.replaced_videos and not replace:
             raise RestoreRefused(
@@ -409,6 +410,20 @@ def restore(
             ) from exc
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _refuse_foreign_tables(conn: psycopg.Connection, manifest: dict[str, Any], url: str) -> None:
+    """A restore replaces every table of the schema; tables the dump does not have are someone
+    else's (Dagster's storage pointed at the same database, another application): refuse."""
+    ours = {entry["name"] for entry in manifest["tables"]} | set(manifest.get("derived_tables", {}))
+    foreign = [table.name for table in product_tables(conn) if table.name not in ours]
+    conn.rollback()
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise RestoreRefused(
+            f"{redact(url)} holds tables the dump does not have ({shown}): restore into a database of the "
+            "warehouse's own (Dagster's storage belongs in another database: DAGSTER_PG_URL)"
+        )
 
 
 def _videos_held(conn: psycopg.Connection) -> int:
