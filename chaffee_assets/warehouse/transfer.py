@@ -390,6 +390,7 @@ def restore(
     report = RestoreReport()
     with open_dump(path) as (manifest, tar), connect(url) as conn:
         refuse_newer_migrations(manifest)
+        _require_server_version(conn, url)
         require_pgvector_version(conn)
         conn.rollback()
         _refuse_foreign_tables(conn, manifest, url)
@@ -410,6 +411,19 @@ def restore(
             ) from exc
     report.seconds = time.perf_counter() - started
     return report
+
+
+MIN_SERVER_VERSION = 140000  # the oldest PostgreSQL the warehouse supports (the tests run 16 and 18)
+
+
+def _require_server_version(conn: psycopg.Connection, url: str) -> None:
+    (version,) = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
+    conn.rollback()
+    if version < MIN_SERVER_VERSION:
+        raise RestoreRefused(
+            f"{redact(url)} runs PostgreSQL {version // 10000}; the warehouse needs 14 or later: "
+            "restore into a newer server"
+        )
 
 
 def _refuse_foreign_tables(conn: psycopg.Connection, manifest: dict[str, Any], url: str) -> None:
