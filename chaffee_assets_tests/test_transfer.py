@@ -309,3 +309,35 @@ def test_a_database_holding_other_tables_is_refused_and_they_are_left_alone(
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT run_id FROM runs").fetchall() == [("r1",)]
         assert conn.execute("SELECT to_regclass('videos')").fetchone() == (None,)
+
+
+def test_a_dump_from_older_code_is_restored_and_brought_up_to_date_in_the_same_transaction(
+    embedded_admin_url: str, tmp_path: Path
+) -> None:
+    from chaffee_assets.warehouse.migrate import available_migrations
+
+    *older, newest = available_migrations()
+    source = _fresh_database(embedded_admin_url, "oldsrc")
+    with psycopg.connect(source) as conn:  # a warehouse the code before the newest migration left
+        conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                     "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
+        for migration in older:
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+        conn.commit()
+    _fill(source)
+    older_dump = tmp_path / "older.dump"
+    assert _chaffee(["db", "dump", str(older_dump)], source).returncode == 0
+    target = _fresh_database(embedded_admin_url, "newtgt")
+
+    done = _chaffee(["db", "restore", str(older_dump), "--no-dagster"], target)
+
+    assert done.returncode == 0, done.stderr
+    assert f"applied {newest.path.name} (newer than the dump)" in done.stdout
+    with psycopg.connect(target) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == [m.version for m in available_migrations()]
+        assert conn.execute("SELECT count(*) FROM segments").fetchone() == (120,)
