@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 
 TABLES = (
     "videos",
@@ -37,6 +38,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     stop = db_sub.add_parser("stop", help="stop the embedded PostgreSQL server (no effect with DATABASE_URL)")
     stop.set_defaults(handler=_stop)
+
+    dump = db_sub.add_parser(
+        "dump",
+        help="write the whole warehouse into one file (to move or back it up)",
+        description="Write every table the warehouse holds, its migration history and a sample to verify "
+        "against into FILE (docs/moving.md).",
+    )
+    dump.add_argument(
+        "file", type=Path, metavar="FILE", help="the dump file to write (replaced when complete)"
+    )
+    dump.set_defaults(handler=_dump)
+
+    restore = db_sub.add_parser(
+        "restore",
+        help="load a dump into the warehouse DATABASE_URL names, verify it, and tell Dagster",
+        description="Load FILE into the warehouse DATABASE_URL names (the embedded one when unset) in one "
+        "transaction, verify counts, vectors and searches, then record the days it holds as materialised "
+        "in the Dagster instance (docs/moving.md).",
+    )
+    restore.add_argument("file", type=Path, metavar="FILE", help="a file written by chaffee db dump")
+    restore.add_argument(
+        "--replace", action="store_true", help="replace a warehouse that already holds videos"
+    )
+    restore.add_argument(
+        "--no-dagster",
+        action="store_true",
+        help="do not record the restored days in the Dagster instance (chaffee db report-dagster does it later)",
+    )
+    restore.add_argument(
+        "--maintenance-work-mem",
+        default="1GB",
+        help="memory for building the indexes after the rows (PostgreSQL's maintenance_work_mem; default 1GB)",
+    )
+    restore.set_defaults(handler=_restore)
+
+    report = db_sub.add_parser(
+        "report-dagster",
+        help="record the days the warehouse holds as materialised in the Dagster instance",
+    )
+    report.set_defaults(handler=_report_dagster)
 
 
 def _upgrade(args: argparse.Namespace) -> int:
@@ -149,3 +190,87 @@ def _stop(args: argparse.Namespace) -> int:
 
     print("embedded server stopped" if stop_embedded_server() else "no embedded server to stop")
     return 0
+
+
+def _dump(args: argparse.Namespace) -> int:
+    from chaffee_assets.warehouse.server import redact, warehouse_url
+    from chaffee_assets.warehouse.transfer import dump
+
+    url = warehouse_url()
+    report = dump(args.file, url, progress=print)
+    rows = sum(report.tables.values())
+    print(
+        f"wrote {report.path}: {len(report.tables)} tables, {rows:,} rows, {report.bytes / 2**20:,.1f} MiB "
+        f"in {report.seconds:.1f} s (from {redact(url)})"
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from chaffee_assets.warehouse.server import redact, warehouse_url
+    from chaffee_assets.warehouse.transfer import restore
+
+    url = warehouse_url()
+    print(f"restoring {args.file} into {redact(url)} (one transaction)")
+    report = restore(
+        args.file, url, replace=args.replace, maintenance_work_mem=args.maintenance_work_mem, progress=print
+    )
+    if report.replaced_videos:
+        print(f"replaced a warehouse of {report.replaced_videos:,} videos")
+    for migration in report.migrations_after:
+        print(f"applied {migration} (newer than the dump)")
+    searches = (
+        f"{report.searches_compared} searches' top hits the same"
+        if report.searches_skipped is None
+        else f"searches not compared: {report.searches_skipped}"
+    )
+    print(
+        f"verified: {len(report.tables) + len(report.derived)} tables' row counts, "
+        f"{report.vectors_compared} vectors bit for bit, {searches}"
+    )
+    print(f"restored in {report.seconds:.1f} s")
+    if args.no_dagster:
+        print("Dagster not told (--no-dagster): run chaffee db report-dagster before any backfill")
+        return 0
+    try:
+        _tell_dagster(url, source=str(args.file))
+    except Exception as exc:
+        from chaffee_assets.error_text import one_line
+
+        raise RuntimeError(
+            f"the warehouse is restored and verified, but recording its days in Dagster failed ({one_line(exc)}); "
+            "fix that, then run: chaffee db report-dagster"
+        ) from exc
+    return 0
+
+
+def _report_dagster(args: argparse.Namespace) -> int:
+    from chaffee_assets.warehouse.server import warehouse_url
+
+    _tell_dagster(warehouse_url())
+    return 0
+
+
+def _tell_dagster(url: str, source: str = "") -> None:
+    from chaffee_assets.dagster_instance import project_instance
+    from chaffee_assets.moved_partitions import report_held_partitions
+    from chaffee_assets.retrieval.embedder import canonical_model_name
+    from chaffee_assets.search import configured_model
+    from chaffee_assets.warehouse.server import connect, redact
+
+    instance = project_instance()
+    with connect(url) as conn:
+        results = report_held_partitions(
+            instance, conn, model=canonical_model_name(configured_model()), source=source
+        )
+    storage = (
+        redact(instance.event_log_storage.postgres_url)
+        if hasattr(instance.event_log_storage, "postgres_url")
+        else "the instance"
+    )
+    for result in results:
+        print(
+            f"dagster: {result.asset:<20} {result.days_held:>6,} days held, {result.reported:>6,} reported as "
+            f"materialised, {result.already_materialised:>6,} already were"
+        )
+    print(f"dagster: recorded in {storage}")
