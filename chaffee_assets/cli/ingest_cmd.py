@@ -88,7 +88,7 @@ def _ingest(args: argparse.Namespace) -> int:
     days = days_between(args.first, args.last, sorted(publish_dates))
     for skipped in getattr(source, "skipped", lambda: [])():
         print(f"  skipped {printable(skipped.video_id)}: {printable(skipped.reason)}")
-    empty_days = [day for day in calendar_days(args.first, args.last) if day not in publish_dates]
+    empty_days = [d for d in calendar_days(args.first, args.last) if d not in publish_dates]
     if not days:
         print("no videos published in that range")
         _mark_empty_days(empty_days, source.name)
