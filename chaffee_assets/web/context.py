@@ -16,7 +16,7 @@ from chaffee_assets.retrieval.embedder import Embedder, canonical_model_name
 from chaffee_assets.search import embedder_for
 from chaffee_assets.web.answers.writer import AnswerWriter
 from chaffee_assets.web.moments import find_hits as find_moment_hits
-from chaffee_assets.web.protection import RateLimiter
+from chaffee_assets.web.protection import SharedRateLimiter
 from chaffee_assets.web.queries import SearchRequest
 from chaffee_assets.web.settings import WebSettings
 
@@ -57,7 +57,8 @@ class WebContext:
             open=False,
             name="chaffee-web",
         )
-        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        # One limit per client across every process on this warehouse (web/protection.py).
+        self.limiter = SharedRateLimiter(settings.rate_limit_per_minute, database_url)
         self.answers = AnswerWriter(settings, connection=self.connection, find_hits=self.find_hits)
         self._embedder: Embedder | None = None
         self._stats: tuple[float, IndexStats] | None = None
@@ -65,8 +66,10 @@ class WebContext:
 
     def open(self) -> None:
         self.pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+        self.limiter.open()
 
     def close(self) -> None:
+        self.limiter.close()
         self.pool.close()
 
     @contextmanager
