@@ -176,19 +176,25 @@ def wait_healthy(service: ServiceProcess, timeout_s: float) -> None:
         time.sleep(1)
 
 
-def stop(service: ServiceProcess) -> None:
-    """SIGTERM, as `docker compose down` sends, then SIGKILL after a grace period."""
-    process = service.process
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
+# `docker compose down` waits this long after SIGTERM before it kills a container.
+STOP_GRACE_S = 10.0
+
+
+def stop_all(services: list[ServiceProcess]) -> None:
+    """SIGTERM to every service at once, as `docker compose down` sends, then SIGKILL to any still
+    running after STOP_GRACE_S."""
+    running_now = [s.process for s in services if s.process is not None and s.process.poll() is None]
+    for process in running_now:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in running_now:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
 
 
 @contextlib.contextmanager
@@ -196,5 +202,4 @@ def running(services: list[ServiceProcess]) -> Iterator[None]:
     try:
         yield
     finally:
-        for service in reversed(services):
-            stop(service)
+        stop_all(services)

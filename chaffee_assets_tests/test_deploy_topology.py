@@ -4,6 +4,7 @@ GraphQL API, and a search through the page; and compose.yaml checked against wha
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shlex
@@ -59,9 +60,14 @@ query Status($id: String!) {
 
 class Deployment:
     def __init__(
-        self, compose: dict, services: dict[str, topology.ServiceProcess], variables: dict[str, str]
+        self,
+        compose: dict,
+        services: dict[str, topology.ServiceProcess],
+        variables: dict[str, str],
+        mounts: dict[str, Path],
     ):
         self.compose = compose
+        self.mounts = mounts
         self.services = services
         self.variables = variables
         self.backfill_status: str | None = None
@@ -114,7 +120,7 @@ def deployment(embedded_admin_url: str, chaffee_home: Path, tmp_path_factory: py
         topology.start(services["daemon"])
         topology.wait_healthy(services["webserver"], timeout_s=180)
         topology.wait_healthy(services["search"], timeout_s=180)
-        deployment = Deployment(compose, services, variables)
+        deployment = Deployment(compose, services, variables, mounts)
         _backfill_the_sample_library(deployment)
         yield deployment
 
@@ -171,32 +177,66 @@ def test_the_search_page_runs_two_worker_processes(deployment: Deployment):
 
 
 def test_compose_file_says_what_the_topology_ran(deployment: Deployment):
-    """Each started process ran exactly compose.yaml's command and variables (interpolated, with its
-    volumes as host folders and service names as 127.0.0.1), and nothing else of the project's."""
+    """Each started process runs exactly compose.yaml's command and variables (interpolated, with its
+    volumes as host folders and service names as 127.0.0.1), read back from the live processes."""
     compose = deployment.compose
     assert set(compose["services"]) == {"postgres", *STARTED}, "a service the topology does not run"
-    for name in STARTED:
-        service = compose["services"][name]
-        ran = deployment.services[name]
-        written = shlex.split(topology.interpolate(service["command"], deployment.variables))
-        assert ran.argv == written, name
-        assert set(ran.environment) == set(service["environment"]), name
-        for key, value in service["environment"].items():
-            expected = topology.interpolate(str(value), deployment.variables)
-            assert ran.environment[key] == expected or _mapped(expected, ran.environment[key], compose), (
-                name,
-                key,
-            )
-        started_with = ran.process.args if ran.process else None
-        assert started_with == ran.argv, name
+    assert differences(compose, deployment) == []
     _assert_static_agreement(compose)
 
 
-def _mapped(container_value: str, host_value: str, compose: dict) -> bool:
-    """A container path that became a host folder, or a service name that became 127.0.0.1."""
-    if container_value in compose["services"]:
+def test_a_changed_compose_file_is_caught(deployment: Deployment):
+    """The comparison above fails when compose.yaml and what ran part ways."""
+    changed = copy.deepcopy(deployment.compose)
+    changed["services"]["daemon"]["command"] += " --log-level debug"
+    changed["services"]["search"]["environment"]["CHAFFEE_DB_POOL_SIZE"] = "4"
+    changed["services"]["code-server"]["environment"]["CHAFFEE_LIBRARY_DIR"] = "/elsewhere"
+    found = differences(changed, deployment)
+    assert any(d.startswith("daemon: command") for d in found), found
+    assert any(d.startswith("search: CHAFFEE_DB_POOL_SIZE") for d in found), found
+    assert any(d.startswith("code-server: CHAFFEE_LIBRARY_DIR") for d in found), found
+
+
+def differences(compose: dict, deployment: Deployment) -> list[str]:
+    """Where the running processes differ from `compose`: their command lines and environments as the
+    kernel has them (/proc), against the Compose file's, interpolated with the same env file."""
+    found = []
+    for name in STARTED:
+        service = compose["services"][name]
+        process = deployment.services[name].process
+        assert process is not None and process.poll() is None, f"{name} is not running"
+        argv = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        environ = dict(
+            line.split("=", 1)
+            for line in Path(f"/proc/{process.pid}/environ").read_bytes().decode().split("\0")
+            if "=" in line
+        )
+        written = shlex.split(topology.interpolate(service["command"], deployment.variables))
+        # A console script runs as `python SCRIPT ARGS`: compare from the script's name on.
+        ran = argv[next(i for i, arg in enumerate(argv) if Path(arg).name == written[0]) :]
+        if [Path(ran[0]).name, *ran[1:]] != written:
+            found.append(f"{name}: command {ran} != {written}")
+        for key, value in service["environment"].items():
+            expected = topology.interpolate(str(value), deployment.variables)
+            if key not in environ:
+                found.append(f"{name}: {key} not set")
+            elif environ[key] != expected and not _mapped(expected, environ[key], deployment):
+                found.append(f"{name}: {key}={environ[key]!r}, compose.yaml says {expected!r}")
+        # Nothing of the project's settings beyond what compose.yaml sets leaked into the process.
+        extra = {k for k in environ if k.startswith(("CHAFFEE_", "DAGSTER_", "DATABASE_", "OPENAI_"))}
+        for key in sorted(extra - set(service["environment"])):
+            found.append(f"{name}: {key} set but not in compose.yaml")
+    return found
+
+
+def _mapped(container_value: str, host_value: str, deployment: Deployment) -> bool:
+    """A container path that became its mount's host folder, or a service name that became 127.0.0.1."""
+    if container_value in deployment.compose["services"]:
         return host_value == "127.0.0.1"
-    return container_value.startswith("/") and Path(host_value).is_absolute()
+    for container_path, host_path in deployment.mounts.items():
+        if container_value == container_path or container_value.startswith(container_path + "/"):
+            return host_value == str(host_path) + container_value[len(container_path) :]
+    return False
 
 
 def _assert_static_agreement(compose: dict) -> None:
