@@ -23,6 +23,7 @@ import pytest
 
 import chaffee_assets
 from chaffee_assets.defs.executors import EXECUTOR_CONFIG_ENV, ExecutorConfigError, celery_executor_from_file
+from chaffee_assets_tests import deploy_topology as topology
 from chaffee_assets_tests.web_helpers import chaffee_command, free_port, new_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,6 +32,8 @@ SAMPLE = Path(chaffee_assets.__file__).resolve().parent / "sample_library"
 VENV_BIN = Path(sys.executable).parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 QUEUES = {"cpu": "dagster", "gpu": "gpu"}
+# compose.yaml's services (profile `celery`) whose commands the workers run.
+WORKER_SERVICES = {"cpu": "worker", "gpu": "worker-gpu"}
 
 
 def _wait_for_port(port: int, timeout_s: float) -> None:
@@ -108,11 +111,14 @@ def celery_ingest(embedded_admin_url: str, chaffee_home: Path, tmp_path_factory:
         workers: dict[str, subprocess.Popen] = {}
         logs = {name: folder / f"worker-{name}.log" for name in QUEUES}
         try:
-            for name, queue in QUEUES.items():
+            compose = topology.load_compose()
+            for name in QUEUES:
+                # compose.yaml's command; the environment is `chaffee db env`'s (this machine's instance).
+                argv = shlex.split(
+                    topology.interpolate(compose["services"][WORKER_SERVICES[name]]["command"], {})
+                )
                 workers[name] = subprocess.Popen(
-                    [str(VENV_BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(CELERY_YAML),
-                     "-q", queue, "-n", name, "--", "--pool=solo"],
-                    env=env, cwd=REPO, stdout=logs[name].open("w"), stderr=subprocess.STDOUT,
+                    argv, env=env, cwd=REPO, stdout=logs[name].open("w"), stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )  # fmt: skip
             _wait_for_workers(env, list(QUEUES), logs)
@@ -177,6 +183,18 @@ def test_each_step_ran_in_the_worker_of_its_queue(celery_ingest) -> None:
     assert {"videos", "transcripts", "segments", "segment_embeddings"} <= steps
     # The steps of a run ran on the workers, not in `chaffee ingest`'s process that ran the run.
     assert len(runs) >= 1 and not (pids["cpu"] & pids["gpu"])
+
+
+def test_compose_workers_listen_on_the_queues_and_share_the_runs_settings() -> None:
+    services = topology.load_compose()["services"]
+    for name, queue in QUEUES.items():
+        worker = services[WORKER_SERVICES[name]]
+        command = shlex.split(worker["command"])
+        assert command[command.index("-q") + 1] == queue and "deploy/celery.yaml" in command
+        assert worker["profiles"] == ["celery"]
+        # A worker runs steps of the code server's runs: it needs every variable they read.
+        assert set(services["code-server"]["environment"]) <= set(worker["environment"]), name
+        assert worker["environment"]["CHAFFEE_EXECUTOR_CONFIG"] == "deploy/celery.yaml"
 
 
 def test_a_bad_executor_file_is_one_line_naming_it(tmp_path: Path) -> None:

@@ -159,6 +159,7 @@ class SharedRateLimiter:
         self._lock = threading.Lock()
         self._local_until = 0.0
         self._next_prune = 0.0
+        self._key: bytes | None = None  # the warehouse's hashing key, read on first use
 
     def open(self) -> None:
         # Not waiting: the server starts even when the warehouse is slow; the first requests then
@@ -168,6 +169,12 @@ class SharedRateLimiter:
     def close(self) -> None:
         self._pool.close()
 
+    def bucket_of(self, client: str) -> str:
+        """The bucket's key for `client`: a keyed hash, the same in every process, never the address."""
+        if self._key is None:
+            raise RuntimeError("the limiter has not read the warehouse's key yet")
+        return hashlib.blake2b(client.encode(), key=self._key[:64], digest_size=16).hexdigest()
+
     def take(self, client: str, cost: int = SEARCH_COST) -> None:
         """Spend `cost` of `client`'s shared bucket, or raise RateLimited with the seconds to wait."""
         cost = min(cost, self.per_minute)
@@ -175,9 +182,16 @@ class SharedRateLimiter:
         if now < self._local_until:
             self._fallback.take(client, cost)
             return
-        params = {"client": client, "capacity": float(self.per_minute), "cost": cost, "rate": self._rate}
         try:
             with self._pool.connection(timeout=SHARED_LIMIT_TIMEOUT_S) as conn:
+                if self._key is None:
+                    self._key = conn.execute("SELECT key FROM web_rate_limit_key").fetchone()[0].encode()
+                params = {
+                    "client": self.bucket_of(client),
+                    "capacity": float(self.per_minute),
+                    "cost": cost,
+                    "rate": self._rate,
+                }
                 spent = conn.execute(_SPEND, params).fetchone()
                 if spent is None:
                     row = conn.execute(_TOKENS_NOW, params).fetchone()
