@@ -35,6 +35,9 @@ QUEUES = {"cpu": "dagster", "gpu": "gpu"}
 # compose.yaml's services (profile `celery`) whose commands the workers run.
 WORKER_SERVICES = {"cpu": "worker", "gpu": "worker-gpu"}
 
+# Redis, two Celery workers and an ingest of the sample library: minutes.
+slow = pytest.mark.slow
+
 
 def _wait_for_port(port: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
@@ -157,6 +160,7 @@ def _wait_for_workers(env: dict[str, str], names: list[str], logs: dict[str, Pat
     )
 
 
+@slow
 def test_the_ingest_of_the_sample_library_succeeds_on_the_workers(celery_ingest) -> None:
     ingest = celery_ingest["ingest"]
     assert ingest.returncode == 0, ingest.stdout[-3000:] + ingest.stderr[-3000:] + str(celery_ingest["logs"])
@@ -167,6 +171,7 @@ def test_the_ingest_of_the_sample_library_succeeds_on_the_workers(celery_ingest)
     assert videos == len(list(SAMPLE.glob("*.info.json"))) and embedded > 0
 
 
+@slow
 def test_each_step_ran_in_the_worker_of_its_queue(celery_ingest) -> None:
     with psycopg.connect(celery_ingest["dagster_db"]) as conn:
         rows = conn.execute(

@@ -31,7 +31,10 @@ SAMPLE_DAYS = sorted(
         for d in (json.loads(p.read_text())["upload_date"] for p in SAMPLE.glob("*.info.json"))
     }
 )
-pytestmark = pytest.mark.filterwarnings("ignore:Using variable_values and operation_name:DeprecationWarning")
+pytestmark = [
+    pytest.mark.slow,  # four services, then a backfill of six days through the daemon: minutes
+    pytest.mark.filterwarnings("ignore:Using variable_values and operation_name:DeprecationWarning"),
+]
 ASSETS = ["videos", "transcripts", "segments", "segment_embeddings"]
 # Services the topology starts, in order; `postgres` is the embedded server (or any other).
 STARTED = ["code-server", "webserver", "daemon", "search"]
