@@ -3,6 +3,7 @@
 import dagster as dg
 
 from chaffee_assets.defs import ingest_assets, retrieval_assets
+from chaffee_assets.defs.executors import executor_from_env
 from chaffee_assets.defs.resources import (
     VideoSourceResource,
     WarehouseResource,
@@ -34,10 +35,8 @@ def build_resources(video_source: VideoSourceResource | None = None) -> dict[str
 defs = dg.Definitions(
     assets=INGEST_ASSETS,
     jobs=[ingest_job],
-    # A run's steps depend on each other (videos → transcripts → segments → embeddings), so they never
-    # run side by side: one process per run sets up the embedding model and connections once, where
-    # the default executor would start a process, and load torch, for every step.
-    executor=dg.in_process_executor,
+    # In the run's process, or on Celery workers when CHAFFEE_EXECUTOR_CONFIG says so (executors.py).
+    executor=executor_from_env(),
     schedules=[daily_ingest_schedule],
     sensors=[channel_feed_sensor],
     resources=build_resources(),

@@ -8,10 +8,12 @@ VENV=${VENV:-.venv}
 
 # ffmpeg is used by yt-dlp to extract audio from downloads; PyAV (bundled with faster-whisper)
 # decodes audio for recognition. chromium is the real browser the web page's tests drive
-# (Playwright cannot download its own browser builds everywhere, so it uses Debian's).
+# (Playwright cannot download its own browser builds everywhere, so it uses Debian's). redis-server
+# is the Celery broker the deployment's scale-out tests start (deploy/celery.yaml).
 MISSING=""
 command -v ffmpeg >/dev/null 2>&1 || MISSING="$MISSING ffmpeg"
 [ -x /usr/bin/chromium ] || MISSING="$MISSING chromium"
+command -v redis-server >/dev/null 2>&1 || MISSING="$MISSING redis-server"
 if [ -n "$MISSING" ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -32,10 +34,10 @@ fi
 # build with several GB of CUDA libraries: the local `+cpu` wheel when the package index or a
 # wheel folder has it, else PyTorch's own CPU index. With a GPU, the default (CUDA) build, and the
 # CUDA libraries CTranslate2 needs for faster-whisper (the `gpu` extra).
-EXTRAS="dev"
+EXTRAS="dev,deploy"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q "torch>=2.4"
-  EXTRAS="dev,gpu"
+  EXTRAS="dev,deploy,gpu"
 elif ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q "torch==2.13.0+cpu" 2>/dev/null \
     || "$VENV/bin/pip" install -q torch --index-url https://download.pytorch.org/whl/cpu

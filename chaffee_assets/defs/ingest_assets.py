@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from chaffee_assets.defs import checks
+from chaffee_assets.defs.executors import GPU_QUEUE_TAGS
 from chaffee_assets.defs.failures import retry_only_transient
 from chaffee_assets.defs.partitions import ASSET_GROUP, videos_backfill_policy, videos_daily_partition
 from chaffee_assets.defs.per_day import check_evaluations, describe_days, report_day_metadata, run_days
@@ -111,6 +112,7 @@ class TranscriptsConfig(dg.Config):
     group_name=ASSET_GROUP,
     kinds={"youtube", "whisper", "openai", "postgres"},
     pool=GPU_POOL,  # may load local Whisper: one step at a time holds the GPU
+    op_tags=GPU_QUEUE_TAGS,  # on Celery, the GPU workers' queue (defs/executors.py)
     check_specs=checks.TRANSCRIPTS_CHECKS,
     description="The best transcript of each video of the day: captions first, then speech recognition "
     "(local Whisper for old days, OpenAI for new ones). Per-video failures are recorded, not raised.",

@@ -17,7 +17,7 @@ from chaffee_assets.search import embedder_for
 from chaffee_assets.web.answers.pool import AnswerPool
 from chaffee_assets.web.answers.writer import AnswerWriter
 from chaffee_assets.web.moments import find_hits as find_moment_hits
-from chaffee_assets.web.protection import RateLimiter
+from chaffee_assets.web.protection import SharedRateLimiter
 from chaffee_assets.web.queries import SearchRequest
 from chaffee_assets.web.settings import WebSettings
 from chaffee_assets.web.warehouse_gate import WarehouseGate
@@ -47,7 +47,8 @@ class WebContext:
         self.settings = settings
         self.database_url = database_url
         self.warehouse = WarehouseGate(database_url, pool_size=settings.pool_size, configure=_configure)
-        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        # One limit per client across every process on this warehouse (web/protection.py).
+        self.limiter = SharedRateLimiter(settings.rate_limit_per_minute, database_url)
         self.answers = AnswerWriter(settings, connection=self.connection, find_hits=self.find_hits)
         self.answer_pool = AnswerPool(settings.answer_workers, settings.answer_queue)
         self._embedder: Embedder | None = None
@@ -56,9 +57,11 @@ class WebContext:
 
     def open(self) -> None:
         self.warehouse.open()
+        self.limiter.open()
 
     def close(self) -> None:
         self.answer_pool.close()
+        self.limiter.close()
         self.warehouse.close()
 
     @contextmanager

@@ -32,10 +32,11 @@ def client_of(request: Request) -> str:
 
 
 class RateLimit:
-    """A dependency that spends `cost` of the client's rate limit, or answers 429 (cheap: runs on the event loop)."""
+    """A dependency that spends `cost` of the client's rate limit, or answers 429. Synchronous, so
+    FastAPI runs it in the thread pool: the shared limit asks the warehouse."""
 
     def __init__(self, cost: int) -> None:
         self.cost = cost
 
-    async def __call__(self, request: Request, context: Context) -> None:
+    def __call__(self, request: Request, context: Context) -> None:
         context.limiter.take(client_of(request), self.cost)
