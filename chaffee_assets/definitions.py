@@ -3,6 +3,7 @@
 import dagster as dg
 
 from chaffee_assets.defs import ingest_assets, retrieval_assets
+from chaffee_assets.defs.alerts import alert_sensors
 from chaffee_assets.defs.resources import (
     VideoSourceResource,
     WarehouseResource,
@@ -39,6 +40,6 @@ defs = dg.Definitions(
     # the default executor would start a process, and load torch, for every step.
     executor=dg.in_process_executor,
     schedules=[daily_ingest_schedule],
-    sensors=[channel_feed_sensor],
+    sensors=[channel_feed_sensor, *alert_sensors],
     resources=build_resources(),
 )
