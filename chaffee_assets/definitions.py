@@ -4,6 +4,7 @@ import dagster as dg
 
 from chaffee_assets.defs import ingest_assets, retrieval_assets
 from chaffee_assets.defs.alerts import alert_sensors
+from chaffee_assets.defs.audience_assets import asked_questions_summary, questions_job, questions_schedule
 from chaffee_assets.defs.resources import (
     VideoSourceResource,
     WarehouseResource,
@@ -33,13 +34,13 @@ def build_resources(video_source: VideoSourceResource | None = None) -> dict[str
 
 
 defs = dg.Definitions(
-    assets=INGEST_ASSETS,
-    jobs=[ingest_job],
+    assets=[*INGEST_ASSETS, asked_questions_summary],
+    jobs=[ingest_job, questions_job],
     # A run's steps depend on each other (videos → transcripts → segments → embeddings), so they never
     # run side by side: one process per run sets up the embedding model and connections once, where
     # the default executor would start a process, and load torch, for every step.
     executor=dg.in_process_executor,
-    schedules=[daily_ingest_schedule],
+    schedules=[daily_ingest_schedule, questions_schedule],
     sensors=[channel_feed_sensor, *alert_sensors],
     resources=build_resources(),
 )

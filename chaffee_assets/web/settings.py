@@ -41,6 +41,8 @@ class WebSettings:
     answer_cache_hours: float = 24.0
     # The openai client's own retries (with backoff, honouring Retry-After) before a 503.
     answer_retries: int = 1
+    # Every search and answer recorded in `question_log` (CHAFFEE_QUESTION_LOG=off: none).
+    question_log: bool = True
 
     @property
     def answers_configured(self) -> bool:
@@ -62,4 +64,5 @@ class WebSettings:
             input_usd_per_mtok=config.answer_input_usd_per_mtok,
             output_usd_per_mtok=config.answer_output_usd_per_mtok,
             answer_passages=config.answer_passages,
+            question_log=config.question_log,
         )

@@ -32,6 +32,12 @@ CREATE TABLE question_log (
     answer_cached       boolean,
     client_hash         text
 );
+-- The salt of each UTC day's client hashes, shared by every server process and deleted once its day
+-- is over, so a hash can no longer be recomputed from an address.
+CREATE TABLE question_log_salts (
+    day     date PRIMARY KEY,
+    salt    bytea NOT NULL
+);
 CREATE INDEX question_log_day_idx ON question_log (((asked_at AT TIME ZONE 'UTC')::date));
 
 -- The daily summary the `asked_questions_summary` asset writes: per UTC day, one row per group of

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from chaffee_assets.retrieval.embedder import canonical_model_name
+from chaffee_assets.web import observe
 from chaffee_assets.web.answers.passages import NOTICE
 from chaffee_assets.web.dependencies import Connection, Context, RateLimit
 from chaffee_assets.web.models import AnswerResponse, Citation, ErrorResponse, SearchHit, SearchResponse
@@ -45,6 +47,7 @@ To = Annotated[date | None, Query(alias="to", description="only videos published
     summary="Moments that answer a question, best first",
 )
 def api_search(
+    http_request: Request,
     context: Context,
     conn: Connection,
     q: Question,
@@ -53,8 +56,10 @@ def api_search(
     published_from: From = None,
     published_to: To = None,
 ) -> SearchResponse:
+    started = time.perf_counter()
     request = checked_search(q, k, mode, published_from, published_to)
     hits = context.find_hits(conn, request)
+    observe.searched(http_request, request, hits, started)
     return SearchResponse(
         query=request.query,
         mode=request.mode,
@@ -81,14 +86,17 @@ def api_search(
     summary="A short answer written from the top moments, citing them as [n]",
 )
 def api_answer(
+    http_request: Request,
     context: Context,
     q: Question,
     mode: Mode = "hybrid",
     published_from: From = None,
     published_to: To = None,
 ) -> AnswerResponse:
+    started = time.perf_counter()
     request = checked_search(q, DEFAULT_K, mode, published_from, published_to)
     answer = context.answers.answer(request)
+    observe.answered(http_request, request, answer, started)
     return AnswerResponse(
         query=request.query,
         answer=answer.text,

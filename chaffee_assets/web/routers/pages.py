@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from chaffee_assets.search import nothing_relevant
+from chaffee_assets.web import observe
 from chaffee_assets.web.answers.writer import AnswersUnavailable
 from chaffee_assets.web.context import WebContext
 from chaffee_assets.web.dependencies import Context, client_of
@@ -58,6 +60,7 @@ def search_page(
     }
     if q is None:
         return render(request, "index.html", page)
+    started = time.perf_counter()
     try:
         search = parsed_search(q, k, mode, published_from, published_to)
     except InputError as exc:
@@ -67,6 +70,7 @@ def search_page(
     with context.connection() as conn:
         hits = context.find_hits(conn, search)
         marked = marked_snippets(conn, search.query, hits)
+    observe.searched(request, search, hits, started)
     page.update(
         search=search,
         videos=group_by_video(hits, marked),
@@ -74,6 +78,8 @@ def search_page(
         nothing_relevant=nothing_relevant(hits),
         answer_box=_answer_box(context, search, write=write_answer) if hits else None,
     )
+    if page["answer_box"] and "answer" in page["answer_box"]:
+        observe.answered(request, search, page["answer_box"]["answer"], started)
     return render(request, "index.html", page)
 
 
@@ -115,8 +121,10 @@ def answer_partial(
         box: dict[str, Any] = {"error": context.answers.unavailable_reason()}
         return render(request, "_answer.html", {"search": search, "answer_box": box}, status_code=503)
     context.limiter.take(client_of(request), ANSWER_COST)
+    started = time.perf_counter()
     try:
         box = {"answer": context.answers.answer(search)}
+        observe.answered(request, search, box["answer"], started)
     except AnswersUnavailable as exc:
         return render(
             request, "_answer.html", {"search": search, "answer_box": {"error": str(exc)}}, status_code=503
