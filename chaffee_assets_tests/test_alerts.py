@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,10 +167,9 @@ def test_failed_run_and_blocking_check_alert_once_then_clear(
     assert mail.messages[0]["To"] == "ops@example.org"
     assert "hooksecret" not in "".join(hook.texts) + "".join(str(m) for m in mail.messages)
 
-    # The same day failing again is the same condition: no second alert.
-    again = _run_day(instance, alert_url, library)
-    assert not again.success
-    said = _on_run_end(failure_sensor, instance, alert_url, again.run_id, dg.DagsterEventType.RUN_FAILURE)
+    # The same failure seen again (a daemon restarted before its cursor moved, or another failed run
+    # of the day) is the same condition: no second alert.
+    said = _on_run_end(failure_sensor, instance, alert_url, failed.run_id, dg.DagsterEventType.RUN_FAILURE)
     assert "already alerted" in said
     assert len(hook.texts) == 2 and len(mail.messages) == 2
 
@@ -303,3 +303,62 @@ def test_channel_reprs_hide_credentials() -> None:
     assert "hooksecret" not in repr(WebhookChannel("https://hooks.slack.com/services/T/B/hooksecret"))
     email = EmailChannel("smtp.example.org", 587, "a@example.org", ("b@example.org",), "user", "pw-secret")
     assert "pw-secret" not in repr(email)
+
+
+def test_feed_sensor_failing_on_consecutive_daemon_ticks_alerts_once(
+    receivers: tuple[WebhookReceiver, MailReceiver], alert_url: str, tmp_path: Path
+) -> None:
+    """The code location as the daemon runs it (a gRPC code server), its sensors ticked by the daemon's
+    own sensor loop: the feed sensor cannot reach the feed (a proxy on a closed port), tick after tick,
+    and the watch sensor, reading those ticks, alerts once."""
+    import logging
+
+    from dagster._core.test_utils import create_test_daemon_workspace_context, instance_for_test
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.sensor import execute_sensor_iteration
+
+    hook, _ = receivers
+    hook.texts.clear()
+    env = {
+        "DATABASE_URL": alert_url,
+        "CHAFFEE_ALERT_WEBHOOK_URL": hook.url,
+        "CHAFFEE_YOUTUBE_PROXY": "http://127.0.0.1:9",  # nothing listens on the discard port
+        "CHAFFEE_FEED_TIMEOUT_S": "2",
+        "CHAFFEE_FEED_SENSOR_INTERVAL_S": "1",
+        "CHAFFEE_ALERT_INTERVAL_S": "1",
+        "CHAFFEE_ALERT_FEED_FAILED_TICKS": "2",
+        # Before 00:00 UTC nothing is due, so only the feed's condition can hold whatever the hour.
+        "CHAFFEE_ALERT_FRESH_BY": "23:59",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.delenv("CHAFFEE_LIBRARY_DIR", raising=False)
+        target = ModuleTarget(
+            module_name="chaffee_assets.definitions",
+            attribute="defs",
+            working_directory=str(Path(__file__).resolve().parent.parent),
+            location_name="chaffee_assets",
+        )
+        with (
+            instance_for_test(temp_dir=str(tmp_path)) as instance,
+            create_test_daemon_workspace_context(target, instance) as workspace,
+        ):
+            logger = logging.getLogger("sensor-daemon")
+            feed_alerts: list[str] = []
+            for _ in range(8):
+                list(execute_sensor_iteration(workspace, logger, None, None))
+                if feed_alerts := [t for t in hook.titles() if "feed sensor" in t]:
+                    break
+                time.sleep(1.1)
+            # Another tick of both: the condition still holds, and is not alerted again.
+            time.sleep(1.1)
+            list(execute_sensor_iteration(workspace, logger, None, None))
+            feed_alerts = [t for t in hook.titles() if "feed sensor" in t]
+            states = [s for s in instance.all_instigator_state() if s.name == "channel_feed_sensor"]
+            feed_ticks = instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id)
+    assert len(feed_ticks) >= 3
+    assert all((t.skip_reason or "").startswith("channel feed unavailable") for t in feed_ticks)
+    assert feed_alerts == ["🚨 the channel feed sensor failed on its last 2 ticks"]
+    text = next(t for t in hook.texts if "feed sensor" in t)
+    assert "/locations/__repository__%40chaffee_assets/sensors/channel_feed_sensor" in text

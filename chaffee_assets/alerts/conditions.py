@@ -53,7 +53,8 @@ def asset_link(ui_url: str, asset: str, day: str | None = None) -> tuple[str, st
 
 
 def sensor_link(ui_url: str, name: str) -> tuple[str, str]:
-    return ("Sensor", f"{ui_url}/locations/__repository__@chaffee_assets/sensors/{name}")
+    # `@` written as %40: an `@` after `host:port/…` reads as a URL password to the redaction.
+    return ("Sensor", f"{ui_url}/locations/__repository__%40chaffee_assets/sensors/{name}")
 
 
 def cleared_alert(key: str, summary: str) -> Alert:
