@@ -4,6 +4,7 @@ daily summary asset and retention; a log that cannot be written never fails a se
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -242,3 +243,59 @@ def test_daily_summary_groups_near_duplicates_counts_unanswered_and_enforces_ret
     assert nonsense[2] == 2 and nonsense[3] == 2  # case and a question mark do not make another question
     assert [row[1] for row in summary].count("why avoid seed oils") == 1 and len(summary) == 3
     assert left == 0
+
+
+_WORKER = """
+import sys
+from chaffee_assets.web import metrics
+for _ in range(int(sys.argv[1])):
+    metrics.searched("hybrid", 0.02, nothing_relevant=False)
+metrics.answered(1.5, cached=False, cost_usd=0.25)
+"""
+
+_SCRAPE = """
+from fastapi.testclient import TestClient
+from fastapi import FastAPI
+from chaffee_assets.web.metrics import router
+app = FastAPI()
+app.include_router(router)
+print(TestClient(app).get("/metrics").text)
+"""
+
+
+def test_metrics_of_several_worker_processes_are_summed(tmp_path) -> None:
+    """As under `chaffee serve --workers N`: each process writes its own figures under
+    PROMETHEUS_MULTIPROC_DIR, and whichever process is scraped reports the sum of all."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for searches in (3, 4):
+        subprocess.run([sys.executable, "-c", _WORKER, str(searches)], env=env, check=True, timeout=120)
+    scraped = subprocess.run(
+        [sys.executable, "-c", _SCRAPE], env=env, check=True, timeout=120, capture_output=True, text=True
+    ).stdout
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scraped)
+        for s in family.samples
+    }
+    assert samples[("chaffee_searches_total", (("mode", "hybrid"),))] == 7
+    assert samples[("chaffee_search_duration_seconds_count", ())] == 7
+    assert samples[("chaffee_answers_total", (("source", "model"),))] == 2
+    assert samples[("chaffee_answer_spend_usd_total", ())] == pytest.approx(0.5)
+    assert len(list(tmp_path.glob("*.db"))) >= 2  # one file set per process
+
+
+def test_serve_with_workers_prepares_an_empty_metrics_folder(tmp_path, monkeypatch) -> None:
+    from chaffee_assets.cli.serve_cmd import multiprocess_metrics_dir
+
+    monkeypatch.setenv("CHAFFEE_HOME", str(tmp_path))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    stale = tmp_path / "metrics" / "serve-8123" / "counter_1.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from a previous server")
+    folder = multiprocess_metrics_dir(8123)
+    assert folder == stale.parent and not stale.exists()
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(folder)
