@@ -76,7 +76,6 @@ def asked_questions_summary(
 questions_job = dg.define_asset_job(
     "questions_job",
     selection=dg.AssetSelection.assets(asked_questions_summary),
-    partitions_def=questions_daily_partition,
     description="Summarises a day's questions and enforces the question log's retention.",
 )
 
