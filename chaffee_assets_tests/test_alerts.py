@@ -15,12 +15,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from chaffee_assets.alerts.channels import EmailChannel, WebhookChannel
+from chaffee_assets.alerts.channels import EmailChannel, WebhookChannel, alerts_off_notice
 from chaffee_assets.definitions import INGEST_ASSETS, build_resources
 from chaffee_assets.defs.alerts import ALERTS_OFF, build_alert_sensors
 from chaffee_assets.defs.resources import VideoSourceResource, WarehouseResource
 from chaffee_assets.defs.schedules import ingest_job
 from chaffee_assets.ingest_runner import QUIET_CONSOLE
+from chaffee_assets.settings import Settings, SettingsError
 from chaffee_assets.warehouse import connect
 from chaffee_assets_tests.alert_receivers import (
     MailReceiver,
@@ -297,6 +298,29 @@ def test_alerts_test_command_sends_through_every_path(
 
     nothing = _alerts_test({})
     assert nothing.returncode == 2 and nothing.stderr.startswith("error: no alert channel is configured")
+
+
+def test_the_alerts_off_line_goes_once_a_channel_is_configured() -> None:
+    assert alerts_off_notice(Settings.from_env({})).startswith("alerts: off (set CHAFFEE_ALERT_WEBHOOK_URL")
+    assert (
+        alerts_off_notice(Settings.from_env({"CHAFFEE_ALERT_WEBHOOK_URL": "https://hooks.example/x"})) is None
+    )
+    # E-mail needs a server and someone to send to.
+    assert alerts_off_notice(Settings.from_env({"CHAFFEE_ALERT_SMTP_HOST": "smtp.example.org"})) is not None
+    assert (
+        alerts_off_notice(
+            Settings.from_env(
+                {"CHAFFEE_ALERT_SMTP_HOST": "smtp.example.org", "CHAFFEE_ALERT_EMAIL_TO": "a@b.org"}
+            )
+        )
+        is None
+    )
+
+
+def test_a_malformed_webhook_url_is_refused_without_repeating_it() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"CHAFFEE_ALERT_WEBHOOK_URL": "hooks.slack.com/services/T/B/hooksecret"})
+    assert str(refused.value) == "CHAFFEE_ALERT_WEBHOOK_URL='***' is not an http:// or https:// URL"
 
 
 def test_channel_reprs_hide_credentials() -> None:
