@@ -5,6 +5,7 @@ daily summary asset and retention; a log that cannot be written never fails a se
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -245,49 +246,6 @@ def test_daily_summary_groups_near_duplicates_counts_unanswered_and_enforces_ret
     assert left == 0
 
 
-_WORKER = """
-import sys
-from chaffee_assets.web import metrics
-for _ in range(int(sys.argv[1])):
-    metrics.searched("hybrid", 0.02, nothing_relevant=False)
-metrics.answered(1.5, cached=False, cost_usd=0.25)
-"""
-
-_SCRAPE = """
-from fastapi.testclient import TestClient
-from fastapi import FastAPI
-from chaffee_assets.web.metrics import router
-app = FastAPI()
-app.include_router(router)
-print(TestClient(app).get("/metrics").text)
-"""
-
-
-def test_metrics_of_several_worker_processes_are_summed(tmp_path) -> None:
-    """As under `chaffee serve --workers N`: each process writes its own figures under
-    PROMETHEUS_MULTIPROC_DIR, and whichever process is scraped reports the sum of all."""
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    for searches in (3, 4):
-        subprocess.run([sys.executable, "-c", _WORKER, str(searches)], env=env, check=True, timeout=120)
-    scraped = subprocess.run(
-        [sys.executable, "-c", _SCRAPE], env=env, check=True, timeout=120, capture_output=True, text=True
-    ).stdout
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(scraped)
-        for s in family.samples
-    }
-    assert samples[("chaffee_searches_total", (("mode", "hybrid"),))] == 7
-    assert samples[("chaffee_search_duration_seconds_count", ())] == 7
-    assert samples[("chaffee_answers_total", (("source", "model"),))] == 2
-    assert samples[("chaffee_answer_spend_usd_total", ())] == pytest.approx(0.5)
-    assert len(list(tmp_path.glob("*.db"))) >= 2  # one file set per process
-
-
 def test_serve_with_workers_prepares_an_empty_metrics_folder(tmp_path, monkeypatch) -> None:
     from chaffee_assets.cli.serve_cmd import multiprocess_metrics_dir
 
@@ -299,3 +257,49 @@ def test_serve_with_workers_prepares_an_empty_metrics_folder(tmp_path, monkeypat
     folder = multiprocess_metrics_dir(8123)
     assert folder == stale.parent and not stale.exists()
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(folder)
+
+
+def test_chaffee_serve_with_two_workers_records_questions_and_reports_the_whole_server(
+    sample_url: str, tmp_path
+) -> None:
+    """As an operator runs it: `chaffee serve --workers 2`, a few questions over HTTP, read back from
+    `asked_questions`, and `/metrics` scraped again and again: every scrape, whichever worker answers
+    it, counts every search."""
+    from urllib.parse import urlencode
+
+    from chaffee_assets_tests.web_helpers import chaffee_serve, serve_env
+
+    questions = [LDL, NONSENSE, "why avoid seed oils", "what does he eat in a day"]
+    env = serve_env(sample_url, CHAFFEE_HOME=str(tmp_path), CHAFFEE_RATE_LIMIT_PER_MINUTE="10000")
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with chaffee_serve(env, "--workers", "2", "--no-access-log") as server:
+        for question in questions:
+            status, _, _ = server.get("/api/search?" + urlencode({"q": question}))
+            assert status == 200
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with connect(sample_url) as conn:
+                asked = [
+                    row[0] for row in conn.execute("SELECT question FROM asked_questions ORDER BY asked_at")
+                ]
+            if len(asked) == len(questions):
+                break
+            time.sleep(0.2)
+        scrapes = []
+        for _ in range(6):
+            status, headers, body = server.get("/metrics")
+            assert status == 200
+            samples = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body.decode())
+                for s in family.samples
+            }
+            scrapes.append(
+                (
+                    samples.get(("chaffee_searches_total", (("mode", "hybrid"),))),
+                    samples.get(("chaffee_searches_nothing_relevant_total", ())),
+                )
+            )
+    assert asked == questions
+    assert scrapes == [(4.0, 1.0)] * 6, scrapes
+    assert any("metrics: /metrics sums the 2 workers' figures" in line for line in server.output)
