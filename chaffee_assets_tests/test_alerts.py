@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from chaffee_assets.alerts.channels import EmailChannel, WebhookChannel, alerts_off_notice
+from chaffee_assets.alerts.channels import Alert, EmailChannel, WebhookChannel, alerts_off_notice
 from chaffee_assets.definitions import INGEST_ASSETS, build_resources
 from chaffee_assets.defs.alerts import ALERTS_OFF, build_alert_sensors
 from chaffee_assets.defs.resources import VideoSourceResource, WarehouseResource
@@ -386,3 +386,36 @@ def test_feed_sensor_failing_on_consecutive_daemon_ticks_alerts_once(
     assert feed_alerts == ["🚨 the channel feed sensor failed on its last 2 ticks"]
     text = next(t for t in hook.texts if "feed sensor" in t)
     assert "/locations/__repository__%40chaffee_assets/sensors/channel_feed_sensor" in text
+
+
+def test_a_canceled_run_alerts_with_its_day(
+    alert_env: dict[str, str], receivers: tuple[WebhookReceiver, MailReceiver], alert_url: str
+) -> None:
+    hook, _ = receivers
+    hook.texts.clear()
+    _, canceled_sensor, _, _ = build_alert_sensors()
+    job = dg.Definitions(
+        assets=INGEST_ASSETS, jobs=[ingest_job], resources=build_resources()
+    ).resolve_job_def("ingest_job")
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(job_def=job, tags={"dagster/partition": "2024-02-12"})
+        instance.report_run_canceled(run)
+        said = _on_run_end(canceled_sensor, instance, alert_url, run.run_id, dg.DagsterEventType.RUN_CANCELED)
+    assert "alerted" in said
+    [text] = hook.texts
+    assert text.startswith("🚨 ingest_job canceled for 2024-02-12\nDay: 2024-02-12\n")
+    assert "The run was canceled before it finished." in text and f"{UI}/runs/{run.run_id}" in text
+
+
+def test_an_alert_never_carries_a_secret() -> None:
+    alert = Alert(
+        title="ingest_job failed for 2024-02-12",
+        lines=[
+            "Failed step: videos: OperationalError: connection to postgresql://chaffee:hunter2@db:5432/w failed",
+            "Failed step: transcripts: AuthenticationError: Incorrect API key provided: sk-proj-abcdef123456",
+        ],
+        links=[("Run", "https://dagster.example/runs/1?token=tok3n")],
+    )
+    text = alert.text()
+    assert "hunter2" not in text and "abcdef123456" not in text and "tok3n" not in text
+    assert "postgresql://chaffee:***@db:5432/w" in text
