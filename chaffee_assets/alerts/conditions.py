@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import dagster as dg
 import psycopg
-from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, TickStatus
 from dagster._utils.error import SerializableErrorInfo
 
 from chaffee_assets.alerts.channels import Alert
@@ -283,16 +283,19 @@ def feed_failed_ticks(instance: dg.DagsterInstance, limit: int) -> list[str]:
         for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
         if state.name == FEED_SENSOR
     ]
+    if not states:
+        return []
+    # A code location that moved leaves its old sensor state behind: read one that is not stopped
+    # (RUNNING when started in the UI, DECLARED_IN_CODE when running by its default status).
+    state = next((s for s in states if s.status != InstigatorStatus.STOPPED), states[0])
     reasons: list[str] = []
-    for state in states:
-        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=limit)
-        for tick in ticks:
-            if tick.status == TickStatus.FAILURE:
-                reasons.append(one_line(tick.error.message) if tick.error else "the tick failed")
-            elif tick.status == TickStatus.SKIPPED and (tick.skip_reason or "").startswith(FEED_UNAVAILABLE):
-                reasons.append(one_line(tick.skip_reason or ""))
-            else:
-                break
+    for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=limit):
+        if tick.status == TickStatus.FAILURE:
+            reasons.append(one_line(tick.error.message) if tick.error else "the tick failed")
+        elif tick.status == TickStatus.SKIPPED and (tick.skip_reason or "").startswith(FEED_UNAVAILABLE):
+            reasons.append(one_line(tick.skip_reason or ""))
+        else:
+            break
     return reasons
 
 

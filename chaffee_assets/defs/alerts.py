@@ -128,9 +128,8 @@ def build_alert_sensors(
         with warehouse.connect() as conn:
             raised = raised_keys(conn, [conditions.RUN_KIND, conditions.CHECK_KIND])
             for key in sorted(candidates & set(raised)):
-                cleared = conditions.cleared_alert(key, raised[key])
                 cleared = Alert(
-                    title=cleared.title,
+                    title=raised[key],
                     lines=[f"Run of {day} succeeded."],
                     links=[conditions.run_link(settings().dagster_ui_url, run.run_id)],
                     cleared=True,
