@@ -7,7 +7,9 @@ this process: the server as it ships (the metrics middleware and the question lo
 server without them (the middleware removed, `question_log=False`). Rounds alternate between the two,
 so both see the same machine load; each round, `--clients` threads ask the sample's golden questions
 through `/api/search` and the page. Prints p50/p95 of each and their ratio, and checks that every
-question the shipped server answered reached `question_log`.
+question the shipped server answered reached `question_log`. Then measures, in isolation, what the
+two add to one request: the metrics middleware around a do-nothing ASGI app against the app alone, and
+the route's hook (metrics and the question log's queue put) for one search's hits.
 """
 
 from __future__ import annotations
@@ -62,6 +64,51 @@ def one_round(client: TestClient, questions: list[str], clients: int, latencies:
         thread.join()
 
 
+def isolated_costs(url: str, hits: list[dict[str, object]], calls: int = 5000) -> tuple[float, float]:
+    """Microseconds per request that the middleware and the search hook add, measured alone."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from chaffee_assets.web import observe
+    from chaffee_assets.web.queries import SearchRequest
+    from chaffee_assets.web.question_log import QuestionLog
+
+    async def bare(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def nothing(message) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request"}
+
+    scope = {"type": "http", "method": "GET", "path": "/api/search", "headers": []}
+
+    async def timed(app) -> float:  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        for _ in range(calls):
+            await app(dict(scope), receive, nothing)
+        return time.perf_counter() - started
+
+    middleware_s = asyncio.run(timed(MetricsMiddleware(bare))) - asyncio.run(timed(bare))
+
+    class State:
+        question_log = QuestionLog(url, enabled=True)  # not started: records stay on the queue
+
+    class App:
+        state = State()
+
+    request = Request({**scope, "app": App(), "client": ("203.0.113.7", 50000)})
+    search = SearchRequest("does high LDL cholesterol cause heart attacks")
+    started = time.perf_counter()
+    for _ in range(calls):
+        observe.searched(request, search, hits, time.perf_counter())
+    hook_s = time.perf_counter() - started
+    return middleware_s / calls * 1e6, hook_s / calls * 1e6
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
@@ -97,6 +144,9 @@ def main() -> None:
         watched.app.state.question_log.flush()  # type: ignore[attr-defined]
     with connect(url) as conn:
         logged = conn.execute("SELECT count(*) FROM question_log").fetchone()[0]
+    with app_for(url, watched=False) as bare:
+        hits = bare.get("/api/search", params={"q": questions[0]}).json()["hits"]
+    middleware_us, hook_us = isolated_costs(url, hits)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{args.rounds} rounds x {args.clients} clients x {len(questions)} questions, alternating servers")
     for is_watched, label in ((False, "without metrics and question log"), (True, "with both (as shipped)")):
@@ -107,6 +157,9 @@ def main() -> None:
     ratio = percentile(latencies[True], 95) / percentile(latencies[False], 95)
     print(
         f"p95 ratio with/without: {ratio:.2f}; questions recorded: {logged} of {len(latencies[True]) + len(questions)}"
+    )
+    print(
+        f"alone: the metrics middleware adds {middleware_us:.1f} us a request, the search hook {hook_us:.1f} us"
     )
 
 
