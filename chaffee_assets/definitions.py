@@ -3,6 +3,8 @@
 import dagster as dg
 
 from chaffee_assets.defs import ingest_assets, retrieval_assets
+from chaffee_assets.defs.alerts import alert_sensors
+from chaffee_assets.defs.audience_assets import asked_questions_summary, questions_job, questions_schedule
 from chaffee_assets.defs.executors import executor_from_env
 from chaffee_assets.defs.resources import (
     VideoSourceResource,
@@ -33,11 +35,11 @@ def build_resources(video_source: VideoSourceResource | None = None) -> dict[str
 
 
 defs = dg.Definitions(
-    assets=INGEST_ASSETS,
-    jobs=[ingest_job],
+    assets=[*INGEST_ASSETS, asked_questions_summary],
+    jobs=[ingest_job, questions_job],
     # In the run's process, or on Celery workers when CHAFFEE_EXECUTOR_CONFIG says so (executors.py).
     executor=executor_from_env(),
-    schedules=[daily_ingest_schedule],
-    sensors=[channel_feed_sensor],
+    schedules=[daily_ingest_schedule, questions_schedule],
+    sensors=[channel_feed_sensor, *alert_sensors],
     resources=build_resources(),
 )

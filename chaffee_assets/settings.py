@@ -55,6 +55,15 @@ DEFAULT_ANSWER_WORKERS = 4
 DEFAULT_ANSWER_QUEUE = 8
 # After the model fails, answers are refused at once this long (a refused key: ten times as long).
 DEFAULT_ANSWER_PAUSE_S = 30.0
+DEFAULT_DAGSTER_UI_URL = "http://127.0.0.1:3000"
+DEFAULT_ALERT_SMTP_PORT = 587
+DEFAULT_ALERT_INTERVAL_S = 5 * 60
+DEFAULT_ALERT_WAITING_DAYS = 3
+DEFAULT_ALERT_FEED_FAILED_TICKS = 3
+# Yesterday's (UTC) videos are expected in the warehouse by this time of day (UTC): the daily
+# schedule runs at 06:30 and a day takes minutes, so 09:00 leaves room for a retry.
+DEFAULT_ALERT_FRESH_BY = "09:00"
+DEFAULT_QUESTION_LOG_DAYS = 90
 # The file a library folder may hold with questions whose answers it contains (see golden_queries.py).
 GOLDEN_QUERIES_FILE_NAME = "golden_queries.jsonl"
 
@@ -148,6 +157,40 @@ class Settings:
     answer_workers: int = field(default=DEFAULT_ANSWER_WORKERS, metadata={"env": "CHAFFEE_ANSWER_WORKERS"})
     answer_queue: int = field(default=DEFAULT_ANSWER_QUEUE, metadata={"env": "CHAFFEE_ANSWER_QUEUE"})
     answer_pause_s: float = field(default=DEFAULT_ANSWER_PAUSE_S, metadata={"env": "CHAFFEE_ANSWER_PAUSE_S"})
+    # Keeping watch: alerts (docs/operations.md, "Alerts") and the audience's questions.
+    dagster_ui_url: str = field(default=DEFAULT_DAGSTER_UI_URL, metadata={"env": "CHAFFEE_DAGSTER_UI_URL"})
+    # A Slack incoming webhook's URL is itself the credential: never shown, only its host.
+    alert_webhook_url: str | None = field(
+        default=None, repr=False, metadata={"env": "CHAFFEE_ALERT_WEBHOOK_URL"}
+    )
+    alert_smtp_host: str | None = field(default=None, metadata={"env": "CHAFFEE_ALERT_SMTP_HOST"})
+    alert_smtp_port: int = field(default=DEFAULT_ALERT_SMTP_PORT, metadata={"env": "CHAFFEE_ALERT_SMTP_PORT"})
+    alert_smtp_user: str | None = field(default=None, metadata={"env": "CHAFFEE_ALERT_SMTP_USER"})
+    alert_smtp_password: str | None = field(
+        default=None, repr=False, metadata={"env": "CHAFFEE_ALERT_SMTP_PASSWORD"}
+    )
+    # STARTTLS before logging in (port 587); off for a relay on the same machine or network.
+    alert_smtp_starttls: bool = field(default=True, metadata={"env": "CHAFFEE_ALERT_SMTP_STARTTLS"})
+    alert_email_to: tuple[str, ...] = field(default=(), metadata={"env": "CHAFFEE_ALERT_EMAIL_TO"})
+    alert_email_from: str | None = field(default=None, metadata={"env": "CHAFFEE_ALERT_EMAIL_FROM"})
+    alert_interval_s: int = field(
+        default=DEFAULT_ALERT_INTERVAL_S, metadata={"env": "CHAFFEE_ALERT_INTERVAL_S"}
+    )
+    alert_waiting_days: int = field(
+        default=DEFAULT_ALERT_WAITING_DAYS, metadata={"env": "CHAFFEE_ALERT_WAITING_DAYS"}
+    )
+    alert_feed_failed_ticks: int = field(
+        default=DEFAULT_ALERT_FEED_FAILED_TICKS, metadata={"env": "CHAFFEE_ALERT_FEED_FAILED_TICKS"}
+    )
+    alert_fresh_by: str = field(default=DEFAULT_ALERT_FRESH_BY, metadata={"env": "CHAFFEE_ALERT_FRESH_BY"})
+    question_log: bool = field(default=True, metadata={"env": "CHAFFEE_QUESTION_LOG"})
+    question_log_days: int = field(
+        default=DEFAULT_QUESTION_LOG_DAYS, metadata={"env": "CHAFFEE_QUESTION_LOG_DAYS"}
+    )
+
+    @property
+    def alert_email_configured(self) -> bool:
+        return bool(self.alert_smtp_host and self.alert_email_to)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -214,6 +257,27 @@ class Settings:
             answer_workers=env.get("CHAFFEE_ANSWER_WORKERS", _positive_int, DEFAULT_ANSWER_WORKERS),
             answer_queue=env.get("CHAFFEE_ANSWER_QUEUE", _count, DEFAULT_ANSWER_QUEUE),
             answer_pause_s=env.get("CHAFFEE_ANSWER_PAUSE_S", _positive_float, DEFAULT_ANSWER_PAUSE_S),
+            dagster_ui_url=(env.get("CHAFFEE_DAGSTER_UI_URL", _http_url) or DEFAULT_DAGSTER_UI_URL).rstrip(
+                "/"
+            ),
+            alert_webhook_url=env.get("CHAFFEE_ALERT_WEBHOOK_URL", _http_url),
+            alert_smtp_host=env.get("CHAFFEE_ALERT_SMTP_HOST", str),
+            alert_smtp_port=env.get("CHAFFEE_ALERT_SMTP_PORT", _port, DEFAULT_ALERT_SMTP_PORT),
+            alert_smtp_user=env.get("CHAFFEE_ALERT_SMTP_USER", str),
+            alert_smtp_password=env.get("CHAFFEE_ALERT_SMTP_PASSWORD", str),
+            alert_smtp_starttls=env.get("CHAFFEE_ALERT_SMTP_STARTTLS", _on_off, True),
+            alert_email_to=env.get("CHAFFEE_ALERT_EMAIL_TO", _addresses, ()),
+            alert_email_from=env.get("CHAFFEE_ALERT_EMAIL_FROM", _address),
+            alert_interval_s=env.get("CHAFFEE_ALERT_INTERVAL_S", _positive_int, DEFAULT_ALERT_INTERVAL_S),
+            alert_waiting_days=env.get(
+                "CHAFFEE_ALERT_WAITING_DAYS", _positive_int, DEFAULT_ALERT_WAITING_DAYS
+            ),
+            alert_feed_failed_ticks=env.get(
+                "CHAFFEE_ALERT_FEED_FAILED_TICKS", _positive_int, DEFAULT_ALERT_FEED_FAILED_TICKS
+            ),
+            alert_fresh_by=env.get("CHAFFEE_ALERT_FRESH_BY", _clock_time, DEFAULT_ALERT_FRESH_BY),
+            question_log=env.get("CHAFFEE_QUESTION_LOG", _on_off, True),
+            question_log_days=env.get("CHAFFEE_QUESTION_LOG_DAYS", _positive_int, DEFAULT_QUESTION_LOG_DAYS),
         )
 
 
@@ -260,7 +324,8 @@ class _Reader:
         try:
             return parse(raw)
         except _Rejected as exc:
-            raise SettingsError(f"{name}={raw!r} {exc}") from None
+            shown = "'***'" if name in SECRET_VARIABLES else repr(raw)
+            raise SettingsError(f"{name}={shown} {exc}") from None
 
 
 def _path(raw: str) -> Path:
@@ -347,4 +412,49 @@ def _timezone(raw: str) -> str:
     return raw
 
 
+def _on_off(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise _Rejected("is not on or off")
+
+
+def _port(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 65535:
+        raise _Rejected("must be a port number from 1 to 65535")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    # The value may hold a credential (a webhook's token): the message never repeats it.
+    if not re.match(r"^https?://[^\s/]+", raw):
+        raise _Rejected("is not an http:// or https:// URL")
+    return raw
+
+
+_ADDRESS = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+$")
+
+
+def _address(raw: str) -> str:
+    if not _ADDRESS.match(raw):
+        raise _Rejected("is not an e-mail address such as ops@example.org")
+    return raw
+
+
+def _addresses(raw: str) -> tuple[str, ...]:
+    return tuple(_address(part.strip()) for part in raw.split(",") if part.strip())
+
+
+def _clock_time(raw: str) -> str:
+    match = re.match(r"^([01]?\d|2[0-3]):([0-5]\d)$", raw)
+    if not match:
+        raise _Rejected("is not a time of day HH:MM (UTC)")
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(f.metadata["env"] for f in fields(Settings))
+# Variables whose value is a credential: an error about them never repeats the value.
+SECRET_VARIABLES: frozenset[str] = frozenset(f.metadata["env"] for f in fields(Settings) if not f.repr)

@@ -52,7 +52,8 @@ def describe(defs: dg.Definitions) -> dict:
     }
     sensors = {
         s.name: {
-            "job": s.job_name,
+            # An alert sensor requests no run: it has no job.
+            "job": s.job_name if s.targets else None,
             "minimum_interval_seconds": s.minimum_interval_seconds,
             "default_status": s.default_status.value,
         }

@@ -468,6 +468,11 @@ def test_ingest_goes_through_the_daemon_as_a_backfill_while_dev_runs(dev, tmp_pa
     assert len(backfill_runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill_runs)
 
 
+def test_dev_says_in_one_line_that_alerts_are_off_when_none_is_configured(dev):
+    off = [line for line in dev.lines if line.startswith("alerts: off")]
+    assert len(off) == 1 and "CHAFFEE_ALERT_WEBHOOK_URL" in off[0], dev.output
+
+
 def test_dev_repeats_no_dagster_beta_or_supersession_notice(dev):
     # Checked last in the module, after the runs above had their chance to print.
     noise = [

@@ -31,6 +31,7 @@ _SUPERSEDED_DEV_NOTICE = "ignore:Function `dev_command` is superseded:FutureWarn
 
 
 def _dev(args: argparse.Namespace) -> int:
+    from chaffee_assets.alerts.channels import alerts_off_notice
     from chaffee_assets.dagster_instance import apply_dagster_environment, project_instance
     from chaffee_assets.settings import settings
     from chaffee_assets.warehouse.migrate import upgrade
@@ -40,6 +41,9 @@ def _dev(args: argparse.Namespace) -> int:
     env = apply_dagster_environment()
     project_instance()  # creates Dagster's tables and sets the pool limits before the UI starts
     print(f"Dagster UI on http://{args.host}:{args.port} (instance: {env['DAGSTER_HOME']}/dagster.yaml)")
+    off = alerts_off_notice(settings())
+    if off:
+        print(off)
     sys.stdout.flush()
     command = [
         sys.executable, "-W", _SUPERSEDED_DEV_NOTICE, "-m", "dagster", "dev",

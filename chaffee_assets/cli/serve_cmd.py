@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import socket
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -107,8 +109,26 @@ def serve(host: str, port: int, *, workers: int = 1, access_log: bool = True) ->
 
         uvicorn.run(create_app(settings, database_url=url), **common)
     else:
+        print(
+            f"metrics: /metrics sums the {workers} workers' figures (kept in {multiprocess_metrics_dir(port)})"
+        )
         uvicorn.run("chaffee_assets.cli.serve_cmd:worker_app", factory=True, workers=workers, **common)
     return 0
+
+
+def multiprocess_metrics_dir(port: int) -> Path:
+    """Where the worker processes write their metrics for `/metrics` to sum: PROMETHEUS_MULTIPROC_DIR,
+    else a folder per port under CHAFFEE_HOME; emptied first, as prometheus-client requires (figures
+    of a previous server would otherwise be added to this one's). Set before the workers start."""
+    from chaffee_assets.settings import chaffee_home
+    from chaffee_assets.web.metrics import MULTIPROC_ENV
+
+    folder = Path(os.environ.get(MULTIPROC_ENV) or chaffee_home() / "metrics" / f"serve-{port}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(folder)
+    return folder
 
 
 def worker_app():

@@ -35,3 +35,9 @@ def partition_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCon
 
 def days_in(first: date, last: date) -> list[date]:
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+# The audience's questions, by the UTC day they were asked (not a publish day). The question log is
+# newer than the channel: its calendar starts when the search page could first record a question.
+QUESTIONS_START_DATE = "2026-01-01"
+questions_daily_partition = dg.DailyPartitionsDefinition(start_date=QUESTIONS_START_DATE, timezone="UTC")

@@ -26,8 +26,11 @@ from chaffee_assets.search_input import checked_mode, checked_query, refuse_cont
 from chaffee_assets.warehouse.server import WarehouseError
 from chaffee_assets.web.answers.writer import AnswersUnavailable
 from chaffee_assets.web.context import WebContext
+from chaffee_assets.web.metrics import MetricsMiddleware
+from chaffee_assets.web.metrics import router as metrics_router
 from chaffee_assets.web.protection import RateLimited, SecurityHeadersMiddleware
 from chaffee_assets.web.queries import InputError
+from chaffee_assets.web.question_log import QuestionLog
 from chaffee_assets.web.rendering import STATIC_DIR
 from chaffee_assets.web.request_limits import RequestSizeMiddleware
 from chaffee_assets.web.routers import api, health, pages
@@ -54,14 +57,17 @@ def create_app(settings: WebSettings | None = None, *, database_url: str | None 
     url = ensure_schema(database_url)
     register_url_secrets(url)
     context = WebContext(settings, url)
+    question_log = QuestionLog(url, enabled=settings.question_log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(context.open)
         await anyio.to_thread.run_sync(context.load_embedder)
+        question_log.start()
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(question_log.close)
             await anyio.to_thread.run_sync(context.close)
 
     app = FastAPI(
@@ -77,11 +83,14 @@ def create_app(settings: WebSettings | None = None, *, database_url: str | None 
     )
     app.state.web = context
     app.add_middleware(RequestSizeMiddleware)
+    app.state.question_log = question_log
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     _add_error_handlers(app)
     app.openapi = _openapi_with_400(app)  # type: ignore[method-assign]
     return app

@@ -48,6 +48,8 @@ class WebSettings:
     answer_workers: int = DEFAULT_ANSWER_WORKERS
     answer_queue: int = DEFAULT_ANSWER_QUEUE
     answer_pause_s: float = DEFAULT_ANSWER_PAUSE_S
+    # Every search and answer recorded in `question_log` (CHAFFEE_QUESTION_LOG=off: none).
+    question_log: bool = True
 
     @property
     def answers_configured(self) -> bool:
@@ -73,4 +75,5 @@ class WebSettings:
             answer_workers=config.answer_workers,
             answer_queue=config.answer_queue,
             answer_pause_s=config.answer_pause_s,
+            question_log=config.question_log,
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from chaffee_assets.retrieval.embedder import canonical_model_name
+from chaffee_assets.web import observe
 from chaffee_assets.web.answers.passages import NOTICE
 from chaffee_assets.web.dependencies import Connection, Context, RateLimit
 from chaffee_assets.web.models import AnswerResponse, Citation, ErrorResponse, SearchHit, SearchResponse
@@ -62,6 +64,7 @@ K = Annotated[
     summary="Moments that answer a question, best first",
 )
 def api_search(
+    http_request: Request,
     context: Context,
     conn: Connection,
     q: Question,
@@ -70,10 +73,12 @@ def api_search(
     published_from: From = None,
     published_to: To = None,
 ) -> SearchResponse:
+    started = time.perf_counter()
     request = checked_search(
         q, k, mode, optional_day("from", published_from), optional_day("to", published_to)
     )
     hits = context.find_hits(conn, request)
+    observe.searched(http_request, request, hits, started)
     return SearchResponse(
         query=request.query,
         mode=request.mode,
@@ -100,12 +105,14 @@ def api_search(
     summary="A short answer written from the top moments, citing them as [n]",
 )
 async def api_answer(
+    http_request: Request,
     context: Context,
     q: Question,
     mode: Mode = "hybrid",
     published_from: From = None,
     published_to: To = None,
 ) -> AnswerResponse:
+    started = time.perf_counter()
     request = checked_search(
         q, DEFAULT_K, mode, optional_day("from", published_from), optional_day("to", published_to)
     )
@@ -113,6 +120,7 @@ async def api_answer(
     # and a full pool is refused at once: this route never holds a thread that searches need.
     context.answers.require_available()
     answer = await context.answer_pool.run(context.answers.answer, request)
+    observe.answered(http_request, request, answer, started)
     return AnswerResponse(
         query=request.query,
         answer=answer.text,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -9,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from chaffee_assets.error_text import redact
 from chaffee_assets.search import nothing_relevant
+from chaffee_assets.web import observe
 from chaffee_assets.web.answers.writer import AnswersUnavailable
 from chaffee_assets.web.context import WebContext
 from chaffee_assets.web.dependencies import Context, client_of
@@ -59,6 +61,7 @@ def search_page(
     }
     if q is None:
         return render(request, "index.html", page)
+    started = time.perf_counter()
     try:
         refuse_control_characters("answer", answer)
         search = parsed_search(q, k, mode, published_from, published_to)
@@ -69,6 +72,7 @@ def search_page(
     with context.connection() as conn:
         hits = context.find_hits(conn, search)
         marked = marked_snippets(conn, search.query, hits)
+    observe.searched(request, search, hits, started)
     page.update(
         search=search,
         videos=group_by_video(hits, marked),
@@ -76,6 +80,8 @@ def search_page(
         nothing_relevant=nothing_relevant(hits),
         answer_box=_answer_box(context, search, write=write_answer) if hits else None,
     )
+    if page["answer_box"] and "answer" in page["answer_box"]:
+        observe.answered(request, search, page["answer_box"]["answer"], started)
     return render(request, "index.html", page)
 
 
@@ -117,9 +123,11 @@ async def answer_partial(
         box: dict[str, Any] = {"error": redact(context.answers.unavailable_reason() or "")}
         return render(request, "_answer.html", {"search": search, "answer_box": box}, status_code=503)
     context.limiter.take(client_of(request), ANSWER_COST)
+    started = time.perf_counter()
     try:
         context.answers.require_available()
         box = {"answer": await context.answer_pool.run(context.answers.answer, search)}
+        observe.answered(request, search, box["answer"], started)
     except AnswersUnavailable as exc:
         return render(
             request,

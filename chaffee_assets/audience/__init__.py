@@ -1,0 +1,1 @@
+"""What the audience asks: the question log's daily summary and its retention."""
