@@ -52,6 +52,7 @@ class SearchOptions:
     collapse_overlaps: bool = True
     min_similarity: float | None = None  # None: the model's floor (embedding_models)
     rerank_depth: int = 30  # fused hits a reranker re-scores
+    precise_seek: bool = True  # each link opens at the cue answering the question (retrieval/seek.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,9 @@ class Hit:
     text_score: float | None = None  # BM25; None when the segment holds none of the question's words
     weak: bool | None = None  # below the model's relevance floor; None when not judged
     rerank_score: float | None = None
+    # The ranked window's bounds; `start_s` and `link` open at the cue inside it that answers.
+    window_start_s: float | None = None
+    window_end_s: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -89,6 +93,8 @@ class Hit:
             "text_score": None if self.text_score is None else round(self.text_score, 4),
             "weak": self.weak,
             "rerank_score": self.rerank_score,
+            "window_start_s": self.window_start_s,
+            "window_end_s": self.window_end_s,
         }
 
 
@@ -192,6 +198,7 @@ def search(
         with connect() as own:
             rows = own.execute(_SEARCH_SQL, params).fetchall()
     hits = [Hit(*row) for row in rows]
+    hits = [replace(hit, window_start_s=hit.start_s, window_end_s=hit.end_s) for hit in hits]
     if reranker and hits:
         model_ = reranker_for(reranker) if isinstance(reranker, str) else reranker
         scores = model_.score(query, [hit.text for hit in hits])
@@ -199,7 +206,84 @@ def search(
             replace(hit, rerank_score=float(s))
             for s, hit in sorted(zip(scores, hits, strict=True), key=lambda pair: -pair[0])
         ]
-    return hits[:k]
+    hits = hits[:k]
+    if options.precise_seek and hits:
+        if conn is not None:
+            hits = seek(query, hits, conn=conn)
+        else:
+            with connect() as own:
+                hits = seek(query, hits, conn=own)
+    return hits
+
+
+# Per hit, the cues overlapping its window with the question's lexemes each holds, and the
+# lexemes' IDF weights (BM25's, from the library's own statistics): one round trip for all hits.
+_SEEK_SQL = """
+WITH question AS (
+    SELECT l.lexeme,
+           ln(1 + (t.segments - coalesce(x.segments, 0) + 0.5) / (coalesce(x.segments, 0) + 0.5)) AS idf
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l(lexeme)
+    CROSS JOIN segment_text_totals t
+    LEFT JOIN segment_lexemes x ON x.lexeme = l.lexeme
+),
+windows AS (
+    SELECT * FROM unnest(%(videos)s::text[], %(starts)s::float8[], %(ends)s::float8[])
+        WITH ORDINALITY AS w(video_id, start_s, end_s, i)
+)
+SELECT w.i, (c.cue->>'start')::float8,
+       (SELECT coalesce(jsonb_object_agg(l.lexeme, coalesce(array_length(l.positions, 1), 1)), '{}')
+        FROM unnest(to_tsvector('english', c.cue->>'text')) AS l
+        WHERE l.lexeme IN (SELECT q.lexeme FROM question q)),
+       (SELECT coalesce(jsonb_object_agg(q.lexeme, q.idf), '{}') FROM question q)
+FROM windows w
+JOIN transcripts t ON t.video_id = w.video_id AND t.is_current
+CROSS JOIN LATERAL jsonb_array_elements(t.cues) AS c(cue)
+WHERE (c.cue->>'start')::float8 < w.end_s AND (c.cue->>'end')::float8 > w.start_s
+"""
+
+
+def youtube_link(video_id: str, second: float) -> str:
+    """The video's watch link opening at `second` (whole seconds, as YouTube reads `t`)."""
+    return f"https://www.youtube.com/watch?v={video_id}&t={int(second)}s"
+
+
+def seek(query: str, hits: Sequence[Hit], *, conn: psycopg.Connection) -> list[Hit]:
+    """Each hit with `start_s` and `link` moved to the cue inside its window that answers `query`.
+
+    The window's bounds stay in `window_start_s`/`window_end_s` (and `end_s`)."""
+    from chaffee_assets.retrieval.seek import TimedCue, best_start
+
+    windows = [
+        (hit.window_start_s if hit.window_start_s is not None else hit.start_s, hit.end_s) for hit in hits
+    ]
+    rows = conn.execute(
+        _SEEK_SQL,
+        {
+            "query": query,
+            "videos": [hit.video_id for hit in hits],
+            "starts": [start for start, _ in windows],
+            "ends": [end for _, end in windows],
+        },
+    ).fetchall()
+    cues: dict[int, list[TimedCue]] = {}
+    weights: dict[str, float] = {}
+    for i, start, lexemes, idf in rows:
+        cues.setdefault(i - 1, []).append(TimedCue(start, lexemes))
+        weights = idf
+    moved = []
+    for i, hit in enumerate(hits):
+        window_start, window_end = windows[i]
+        second = best_start(cues.get(i, []), weights, window_start_s=window_start)
+        moved.append(
+            replace(
+                hit,
+                start_s=second,
+                link=youtube_link(hit.video_id, second),
+                window_start_s=window_start,
+                window_end_s=window_end,
+            )
+        )
+    return moved
 
 
 def nothing_relevant(hits: Sequence[Hit] | Sequence[dict[str, object]]) -> bool:
