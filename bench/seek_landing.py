@@ -7,7 +7,8 @@ asks every question of the condition twice per mode, with links at the window's 
 before precise seek) and at the cue the seek chose, and prints Recall@5, Recall@10, MRR@10, the
 share of first relevant hits whose link opens inside the answer's range, the median and 90th
 percentile distance of that link from the range's start, and the seek's own cost per question
-(p50/p95, the extra round trip and the choice). Both arms run in the same process on the same
+(p50/p95: the round trip reading the hits' words, and the choice; the same round trip also
+serves the relevance judgement). Both arms run in the same process on the same
 warehouse, so their ratio holds on a loaded machine.
 """
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from eval_conditions import CONDITIONS  # noqa: E402
 
 from chaffee_assets.retrieval.evaluation import load_questions, rank_and_landing, score  # noqa: E402
-from chaffee_assets.search import SearchOptions, embedder_for, search, seek  # noqa: E402
+from chaffee_assets.search import SearchOptions, embedder_for, read_words, search, seek  # noqa: E402
 from chaffee_assets.warehouse import connect  # noqa: E402
 from chaffee_assets.warehouse.server import embedded_server_uri  # noqa: E402
 
@@ -54,7 +55,7 @@ def measure(conn, questions, mode: str, vectors) -> dict[str, dict[str, float]]:
         if landed:
             window_landings.append(landed)
         began = time.perf_counter()
-        sought = seek(question.question, hits, conn=conn)
+        sought = seek(hits, read_words(question.question, hits, model=MODEL, conn=conn))
         costs.append(time.perf_counter() - began)
         rank, landed = rank_and_landing(sought, question)
         seek_ranks.append(rank)

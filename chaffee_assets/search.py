@@ -70,11 +70,13 @@ class Hit:
     text_rank: int | None
     similarity: float | None = None  # cosine to the question
     text_score: float | None = None  # BM25; None when the segment holds none of the question's words
-    weak: bool | None = None  # below the model's relevance floor; None when not judged
+    weak: bool | None = None  # only weakly related (retrieval/relevance.py); None when not judged
     rerank_score: float | None = None
     # The ranked window's bounds; `start_s` and `link` open at the cue inside it that answers.
     window_start_s: float | None = None
     window_end_s: float | None = None
+    # The share of the question's word weight (IDF) the window says; None when the question has no words.
+    matched_share: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -95,6 +97,7 @@ class Hit:
             "rerank_score": self.rerank_score,
             "window_start_s": self.window_start_s,
             "window_end_s": self.window_end_s,
+            "matched_share": None if self.matched_share is None else round(self.matched_share, 4),
         }
 
 
@@ -207,39 +210,74 @@ def search(
             for s, hit in sorted(zip(scores, hits, strict=True), key=lambda pair: -pair[0])
         ]
     hits = hits[:k]
-    if options.precise_seek and hits:
+    if hits:
+        floor = options.min_similarity
         if conn is not None:
-            hits = seek(query, hits, conn=conn)
+            words = read_words(query, hits, model=canonical_model_name(model), conn=conn)
         else:
             with connect() as own:
-                hits = seek(query, hits, conn=own)
+                words = read_words(query, hits, model=canonical_model_name(model), conn=own)
+        hits = judge(hits, words, floor=words.floor if floor is None else floor)
+        if options.precise_seek:
+            hits = seek(hits, words)
     return hits
 
 
-# Per hit, the cues overlapping its window with the question's lexemes each holds, and the
-# lexemes' IDF weights (BM25's, from the library's own statistics): one round trip for all hits.
-_SEEK_SQL = """
+# Per hit, where its words hold the question's lexemes (word positions, as PostgreSQL's parser
+# counts words: the `simple` configuration keeps stop words, so its last position is the text's
+# length in words), the lexemes' IDF weights (BM25's, from the library's own statistics) and the
+# model's relevance floor: one round trip for all hits, reading nothing but the hits' own words.
+_WORDS_SQL = """
 WITH question AS (
     SELECT l.lexeme,
            ln(1 + (t.segments - coalesce(x.segments, 0) + 0.5) / (coalesce(x.segments, 0) + 0.5)) AS idf
     FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l(lexeme)
     CROSS JOIN segment_text_totals t
     LEFT JOIN segment_lexemes x ON x.lexeme = l.lexeme
-),
-windows AS (
-    SELECT * FROM unnest(%(videos)s::text[], %(starts)s::float8[], %(ends)s::float8[])
-        WITH ORDINALITY AS w(video_id, start_s, end_s, i)
 )
-SELECT w.i, (c.cue->>'start')::float8,
-       (SELECT coalesce(jsonb_object_agg(l.lexeme, coalesce(array_length(l.positions, 1), 1)), '{}')
-        FROM unnest(to_tsvector('english', c.cue->>'text')) AS l
+SELECT (SELECT max(p) FROM unnest(to_tsvector('simple', h.text)) AS l, unnest(l.positions) AS p),
+       (SELECT coalesce(jsonb_object_agg(l.lexeme, l.positions), '{}')
+        FROM unnest(to_tsvector('english', h.text)) AS l
         WHERE l.lexeme IN (SELECT q.lexeme FROM question q)),
-       (SELECT coalesce(jsonb_object_agg(q.lexeme, q.idf), '{}') FROM question q)
-FROM windows w
-JOIN transcripts t ON t.video_id = w.video_id AND t.is_current
-CROSS JOIN LATERAL jsonb_array_elements(t.cues) AS c(cue)
-WHERE (c.cue->>'start')::float8 < w.end_s AND (c.cue->>'end')::float8 > w.start_s
+       (SELECT coalesce(jsonb_object_agg(q.lexeme, q.idf), '{}') FROM question q),
+       (SELECT m.min_similarity FROM embedding_models m WHERE m.model = %(model)s)
+FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS h(text, i)
+ORDER BY h.i
 """
+
+
+@dataclass(frozen=True, slots=True)
+class HitWords:
+    """What the hits' own words say about the question: per hit its length in words and the
+    positions of the question's lexemes; the lexemes' weights; the model's relevance floor."""
+
+    lengths: list[int]
+    positions: list[dict[str, list[int]]]
+    weights: dict[str, float]
+    floor: float | None
+
+
+def read_words(query: str, hits: Sequence[Hit], *, model: str, conn: psycopg.Connection) -> HitWords:
+    rows = conn.execute(
+        _WORDS_SQL, {"query": query, "texts": [hit.text for hit in hits], "model": model}
+    ).fetchall()
+    return HitWords(
+        lengths=[row[0] or 0 for row in rows],
+        positions=[row[1] for row in rows],
+        weights=rows[0][2] if rows else {},
+        floor=rows[0][3] if rows else None,
+    )
+
+
+def judge(hits: Sequence[Hit], words: HitWords, *, floor: float | None) -> list[Hit]:
+    """Each hit with the share of the question's words it says and its weak flag, judged on both."""
+    from chaffee_assets.retrieval.relevance import is_weak, matched_share
+
+    judged = []
+    for hit, positions in zip(hits, words.positions, strict=True):
+        share = matched_share(positions, words.weights)
+        judged.append(replace(hit, matched_share=share, weak=is_weak(hit.similarity, share, floor)))
+    return judged
 
 
 def youtube_link(video_id: str, second: float) -> str:
@@ -247,33 +285,50 @@ def youtube_link(video_id: str, second: float) -> str:
     return f"https://www.youtube.com/watch?v={video_id}&t={int(second)}s"
 
 
-def seek(query: str, hits: Sequence[Hit], *, conn: psycopg.Connection) -> list[Hit]:
-    """Each hit with `start_s` and `link` moved to the cue inside its window that answers `query`.
+# How far back a link may step from the question's first word to the start of its sentence, in
+# words (about 7 s of speech); without punctuation within it (auto captions) it steps back a
+# few words instead, so the sentence's first words are heard.
+_SENTENCE_REACH_WORDS = 20
+_LEAD_IN_WORDS = 5
 
-    The window's bounds stay in `window_start_s`/`window_end_s` (and `end_s`)."""
+
+def sentence_start(text: str, at: float, window_start: float, window_end: float) -> float:
+    """The second where the sentence holding the word at fraction `at` of `text` begins."""
+    words = text.split()
+    index = min(int(at * len(words)), len(words) - 1)
+    first = index
+    while (
+        first > 0 and index - first < _SENTENCE_REACH_WORDS and not words[first - 1].endswith((".", "?", "!"))
+    ):
+        first -= 1
+    if first > 0 and not words[first - 1].endswith((".", "?", "!")):
+        first = max(index - _LEAD_IN_WORDS, 0)
+    return window_start + (window_end - window_start) * first / len(words)
+
+
+def seek(hits: Sequence[Hit], words: HitWords) -> list[Hit]:
+    """Each hit with `start_s` and `link` moved to where inside its window the question is answered.
+
+    A matched word's second is read from its place among the window's words (the window's words
+    span its cues evenly enough for whole-second links: docs/retrieval.md, "Precise seek"); the
+    link then steps back to its sentence's start. The window's bounds stay in
+    `window_start_s`/`window_end_s` (and `end_s`)."""
     from chaffee_assets.retrieval.seek import TimedCue, best_start
 
-    windows = [
-        (hit.window_start_s if hit.window_start_s is not None else hit.start_s, hit.end_s) for hit in hits
-    ]
-    rows = conn.execute(
-        _SEEK_SQL,
-        {
-            "query": query,
-            "videos": [hit.video_id for hit in hits],
-            "starts": [start for start, _ in windows],
-            "ends": [end for _, end in windows],
-        },
-    ).fetchall()
-    cues: dict[int, list[TimedCue]] = {}
-    weights: dict[str, float] = {}
-    for i, start, lexemes, idf in rows:
-        cues.setdefault(i - 1, []).append(TimedCue(start, lexemes))
-        weights = idf
     moved = []
-    for i, hit in enumerate(hits):
-        window_start, window_end = windows[i]
-        second = best_start(cues.get(i, []), weights, window_start_s=window_start)
+    for hit, length, positions in zip(hits, words.lengths, words.positions, strict=True):
+        window_start = hit.window_start_s if hit.window_start_s is not None else hit.start_s
+        window_end = hit.window_end_s if hit.window_end_s is not None else hit.end_s
+        per_word = (window_end - window_start) / length if length else 0.0
+        said = [
+            TimedCue(window_start + (position - 1) * per_word, {lexeme: 1})
+            for lexeme, places in positions.items()
+            for position in places
+        ]
+        second = best_start(said, words.weights, window_start_s=window_start)
+        if second > window_start:
+            at = (second - window_start) / (window_end - window_start)
+            second = sentence_start(hit.text, at, window_start, window_end)
         moved.append(
             replace(
                 hit,
