@@ -223,10 +223,10 @@ def search(
     return hits
 
 
-# Per hit, where its words hold the question's lexemes (word positions, as PostgreSQL's parser
-# counts words: the `simple` configuration keeps stop words, so its last position is the text's
-# length in words), the lexemes' IDF weights (BM25's, from the library's own statistics) and the
-# model's relevance floor: one round trip for all hits, reading nothing but the hits' own words.
+# Per hit, where its words hold the question's lexemes (word positions in the segment's stored
+# tsvector, so nothing is parsed again; its last position is the segment's length in words, give
+# or take trailing stop words), the lexemes' IDF weights (BM25's, from the library's own
+# statistics) and the model's relevance floor: one round trip for all hits, by primary key.
 _WORDS_SQL = """
 WITH question AS (
     SELECT l.lexeme,
@@ -235,13 +235,14 @@ WITH question AS (
     CROSS JOIN segment_text_totals t
     LEFT JOIN segment_lexemes x ON x.lexeme = l.lexeme
 )
-SELECT (SELECT max(p) FROM unnest(to_tsvector('simple', h.text)) AS l, unnest(l.positions) AS p),
+SELECT (SELECT max(p) FROM unnest(s.tsv) AS l, unnest(l.positions) AS p),
        (SELECT coalesce(jsonb_object_agg(l.lexeme, l.positions), '{}')
-        FROM unnest(to_tsvector('english', h.text)) AS l
+        FROM unnest(s.tsv) AS l
         WHERE l.lexeme IN (SELECT q.lexeme FROM question q)),
        (SELECT coalesce(jsonb_object_agg(q.lexeme, q.idf), '{}') FROM question q),
        (SELECT m.min_similarity FROM embedding_models m WHERE m.model = %(model)s)
-FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS h(text, i)
+FROM unnest(%(segment_ids)s::bigint[]) WITH ORDINALITY AS h(segment_id, i)
+LEFT JOIN segments s ON s.segment_id = h.segment_id
 ORDER BY h.i
 """
 
@@ -259,11 +260,11 @@ class HitWords:
 
 def read_words(query: str, hits: Sequence[Hit], *, model: str, conn: psycopg.Connection) -> HitWords:
     rows = conn.execute(
-        _WORDS_SQL, {"query": query, "texts": [hit.text for hit in hits], "model": model}
+        _WORDS_SQL, {"query": query, "segment_ids": [hit.segment_id for hit in hits], "model": model}
     ).fetchall()
     return HitWords(
         lengths=[row[0] or 0 for row in rows],
-        positions=[row[1] for row in rows],
+        positions=[row[1] or {} for row in rows],
         weights=rows[0][2] if rows else {},
         floor=rows[0][3] if rows else None,
     )
@@ -373,4 +374,37 @@ def snippets(
         f"StartSel={start}, StopSel={stop}, MaxWords={words}, MinWords={max(words // 2, 1)}, MaxFragments=2"
     )
     rows = conn.execute(_SNIPPET_SQL, {"query": query, "texts": list(texts), "options": options}).fetchall()
-    return [row[0] for row in rows]
+    return [whole_words(row[0], text, start, stop) for row, text in zip(rows, texts, strict=True)]
+
+
+_FRAGMENT_DELIMITER = " ... "  # ts_headline's default FragmentDelimiter
+
+
+def _inside_word(char: str) -> bool:
+    return char.isalnum() or char in "'’-"
+
+
+def whole_words(headline: str, text: str, start: str, stop: str) -> str:
+    """`headline` with any word its fragments cut in two dropped.
+
+    PostgreSQL's parser splits "hasn't" into "hasn" and "t", so a fragment may end inside a word
+    ("cold pressed it hasn"); each fragment is found in `text` and trimmed back to whole words."""
+    fragments = []
+    for fragment in headline.split(_FRAGMENT_DELIMITER):
+        plain = fragment.replace(start, "").replace(stop, "")
+        at = text.find(plain)
+        if at >= 0 and plain:
+            end = at + len(plain)
+            if (
+                end < len(text)
+                and _inside_word(text[end])
+                and _inside_word(plain[-1])
+                and " " in fragment.strip()
+            ):
+                fragment = fragment.rstrip()
+                fragment = fragment[: fragment.rfind(" ")].rstrip()
+            if at > 0 and _inside_word(text[at - 1]) and _inside_word(plain[0]) and " " in fragment.strip():
+                fragment = fragment.lstrip()
+                fragment = fragment[fragment.find(" ") + 1 :].lstrip()
+        fragments.append(fragment)
+    return _FRAGMENT_DELIMITER.join(fragments)
