@@ -1,6 +1,7 @@
 """Measurement: the "nothing relevant" judgement's two error rates, cosine alone against cosine + words.
 
     python bench/relevance_floor.py [--database-url URL …] [--grid]
+    python bench/relevance_floor.py --database-url URL --questions bench/data/sample_short_questions.txt
 
 On warehouses holding the evaluation libraries (default: the `cond_dev` and `cond_chapters`
 databases that `bench/eval_conditions.py run` fills), asks every real question (each has an answer
@@ -36,9 +37,14 @@ UNANSWERABLE_FILE = ROOT / "bench" / "data" / "unanswerable_questions.txt"
 SETS = {"cond_dev": "huberman_dev", "cond_chapters": "huberman_chapters"}
 
 
-def unanswerable() -> list[str]:
-    lines = UNANSWERABLE_FILE.read_text(encoding="utf-8").splitlines()
+def read_lines(path: Path) -> list[str]:
+    """A text file's queries, one a line, "#" lines being comments."""
+    lines = path.read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def unanswerable() -> list[str]:
+    return read_lines(UNANSWERABLE_FILE)
 
 
 def hit_facts(conn, queries: list[str], model: str) -> list[list[tuple[float, float | None]]]:
@@ -82,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", nargs="*", help="warehouses (default cond_dev, cond_chapters)")
     parser.add_argument("--model", default=None, help="embedding model (default the configured one)")
+    parser.add_argument(
+        "--questions",
+        type=Path,
+        help="answerable questions (JSON lines, or .txt one a line) for a warehouse not named cond_dev/cond_chapters",
+    )
     parser.add_argument("--grid", action="store_true", help="also print other values of the rule's constants")
     args = parser.parse_args(argv)
     model = args.model or configured_model()
@@ -96,8 +107,13 @@ def main(argv: list[str] | None = None) -> int:
                 "SELECT min_similarity FROM embedding_models WHERE lower(model) = lower(%s)",
                 (model.rsplit("/", 1)[-1],),
             ).fetchone()[0]
-            if name:
-                questions = [q.question for q in load_questions(EVAL / SETS[name] / "questions.jsonl")]
+            source = EVAL / SETS[name] / "questions.jsonl" if name else args.questions
+            if source:
+                questions = (
+                    read_lines(source)
+                    if source.suffix == ".txt"
+                    else [q.question for q in load_questions(source)]
+                )
                 answerable_facts += hit_facts(conn, questions, model)
             junk = hit_facts(conn, junk_queries, model)
             junk_facts += junk
