@@ -52,6 +52,7 @@ class SearchOptions:
     collapse_overlaps: bool = True
     min_similarity: float | None = None  # None: the model's floor (embedding_models)
     rerank_depth: int = 30  # fused hits a reranker re-scores
+    precise_seek: bool = True  # each link opens at the cue answering the question (retrieval/seek.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +70,13 @@ class Hit:
     text_rank: int | None
     similarity: float | None = None  # cosine to the question
     text_score: float | None = None  # BM25; None when the segment holds none of the question's words
-    weak: bool | None = None  # below the model's relevance floor; None when not judged
+    weak: bool | None = None  # only weakly related (retrieval/relevance.py); None when not judged
     rerank_score: float | None = None
+    # The ranked window's bounds; `start_s` and `link` open at the cue inside it that answers.
+    window_start_s: float | None = None
+    window_end_s: float | None = None
+    # The share of the question's word weight (IDF) the window says; None when the question has no words.
+    matched_share: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -89,6 +95,9 @@ class Hit:
             "text_score": None if self.text_score is None else round(self.text_score, 4),
             "weak": self.weak,
             "rerank_score": self.rerank_score,
+            "window_start_s": self.window_start_s,
+            "window_end_s": self.window_end_s,
+            "matched_share": None if self.matched_share is None else round(self.matched_share, 4),
         }
 
 
@@ -192,6 +201,7 @@ def search(
         with connect() as own:
             rows = own.execute(_SEARCH_SQL, params).fetchall()
     hits = [Hit(*row) for row in rows]
+    hits = [replace(hit, window_start_s=hit.start_s, window_end_s=hit.end_s) for hit in hits]
     if reranker and hits:
         model_ = reranker_for(reranker) if isinstance(reranker, str) else reranker
         scores = model_.score(query, [hit.text for hit in hits])
@@ -199,7 +209,137 @@ def search(
             replace(hit, rerank_score=float(s))
             for s, hit in sorted(zip(scores, hits, strict=True), key=lambda pair: -pair[0])
         ]
-    return hits[:k]
+    hits = hits[:k]
+    if hits:
+        floor = options.min_similarity
+        if conn is not None:
+            words = read_words(query, hits, model=canonical_model_name(model), conn=conn)
+        else:
+            with connect() as own:
+                words = read_words(query, hits, model=canonical_model_name(model), conn=own)
+        hits = judge(hits, words, floor=words.floor if floor is None else floor)
+        if options.precise_seek:
+            hits = seek(hits, words)
+    return hits
+
+
+# Per hit, where its words hold the question's lexemes (word positions in the segment's stored
+# tsvector, so nothing is parsed again; its last position is the segment's length in words, give
+# or take trailing stop words), the lexemes' IDF weights (BM25's, from the library's own
+# statistics) and the model's relevance floor: one round trip for all hits, by primary key.
+_WORDS_SQL = """
+WITH question AS (
+    SELECT l.lexeme,
+           ln(1 + (t.segments - coalesce(x.segments, 0) + 0.5) / (coalesce(x.segments, 0) + 0.5)) AS idf
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l(lexeme)
+    CROSS JOIN segment_text_totals t
+    LEFT JOIN segment_lexemes x ON x.lexeme = l.lexeme
+)
+SELECT (SELECT max(p) FROM unnest(s.tsv) AS l, unnest(l.positions) AS p),
+       (SELECT coalesce(jsonb_object_agg(l.lexeme, l.positions), '{}')
+        FROM unnest(s.tsv) AS l
+        WHERE l.lexeme IN (SELECT q.lexeme FROM question q)),
+       (SELECT coalesce(jsonb_object_agg(q.lexeme, q.idf), '{}') FROM question q),
+       (SELECT m.min_similarity FROM embedding_models m WHERE m.model = %(model)s)
+FROM unnest(%(segment_ids)s::bigint[]) WITH ORDINALITY AS h(segment_id, i)
+LEFT JOIN segments s ON s.segment_id = h.segment_id
+ORDER BY h.i
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class HitWords:
+    """What the hits' own words say about the question: per hit its length in words and the
+    positions of the question's lexemes; the lexemes' weights; the model's relevance floor."""
+
+    lengths: list[int]
+    positions: list[dict[str, list[int]]]
+    weights: dict[str, float]
+    floor: float | None
+
+
+def read_words(query: str, hits: Sequence[Hit], *, model: str, conn: psycopg.Connection) -> HitWords:
+    rows = conn.execute(
+        _WORDS_SQL, {"query": query, "segment_ids": [hit.segment_id for hit in hits], "model": model}
+    ).fetchall()
+    return HitWords(
+        lengths=[row[0] or 0 for row in rows],
+        positions=[row[1] or {} for row in rows],
+        weights=rows[0][2] if rows else {},
+        floor=rows[0][3] if rows else None,
+    )
+
+
+def judge(hits: Sequence[Hit], words: HitWords, *, floor: float | None) -> list[Hit]:
+    """Each hit with the share of the question's words it says and its weak flag, judged on both."""
+    from chaffee_assets.retrieval.relevance import is_weak, matched_share
+
+    judged = []
+    for hit, positions in zip(hits, words.positions, strict=True):
+        share = matched_share(positions, words.weights)
+        judged.append(replace(hit, matched_share=share, weak=is_weak(hit.similarity, share, floor)))
+    return judged
+
+
+def youtube_link(video_id: str, second: float) -> str:
+    """The video's watch link opening at `second` (whole seconds, as YouTube reads `t`)."""
+    return f"https://www.youtube.com/watch?v={video_id}&t={int(second)}s"
+
+
+# How far back a link may step from the question's first word to the start of its sentence, in
+# words (about 7 s of speech); without punctuation within it (auto captions) it steps back a
+# few words instead, so the sentence's first words are heard.
+_SENTENCE_REACH_WORDS = 20
+_LEAD_IN_WORDS = 5
+
+
+def sentence_start(text: str, at: float, window_start: float, window_end: float) -> float:
+    """The second where the sentence holding the word at fraction `at` of `text` begins."""
+    words = text.split()
+    index = min(int(at * len(words)), len(words) - 1)
+    first = index
+    while (
+        first > 0 and index - first < _SENTENCE_REACH_WORDS and not words[first - 1].endswith((".", "?", "!"))
+    ):
+        first -= 1
+    if first > 0 and not words[first - 1].endswith((".", "?", "!")):
+        first = max(index - _LEAD_IN_WORDS, 0)
+    return window_start + (window_end - window_start) * first / len(words)
+
+
+def seek(hits: Sequence[Hit], words: HitWords) -> list[Hit]:
+    """Each hit with `start_s` and `link` moved to where inside its window the question is answered.
+
+    A matched word's second is read from its place among the window's words (the window's words
+    span its cues evenly enough for whole-second links: docs/retrieval.md, "Precise seek"); the
+    link then steps back to its sentence's start. The window's bounds stay in
+    `window_start_s`/`window_end_s` (and `end_s`)."""
+    from chaffee_assets.retrieval.seek import TimedCue, best_start
+
+    moved = []
+    for hit, length, positions in zip(hits, words.lengths, words.positions, strict=True):
+        window_start = hit.window_start_s if hit.window_start_s is not None else hit.start_s
+        window_end = hit.window_end_s if hit.window_end_s is not None else hit.end_s
+        per_word = (window_end - window_start) / length if length else 0.0
+        said = [
+            TimedCue(window_start + (position - 1) * per_word, {lexeme: 1})
+            for lexeme, places in positions.items()
+            for position in places
+        ]
+        second = best_start(said, words.weights, window_start_s=window_start)
+        if second > window_start:
+            at = (second - window_start) / (window_end - window_start)
+            second = sentence_start(hit.text, at, window_start, window_end)
+        moved.append(
+            replace(
+                hit,
+                start_s=second,
+                link=youtube_link(hit.video_id, second),
+                window_start_s=window_start,
+                window_end_s=window_end,
+            )
+        )
+    return moved
 
 
 def nothing_relevant(hits: Sequence[Hit] | Sequence[dict[str, object]]) -> bool:
@@ -234,4 +374,37 @@ def snippets(
         f"StartSel={start}, StopSel={stop}, MaxWords={words}, MinWords={max(words // 2, 1)}, MaxFragments=2"
     )
     rows = conn.execute(_SNIPPET_SQL, {"query": query, "texts": list(texts), "options": options}).fetchall()
-    return [row[0] for row in rows]
+    return [whole_words(row[0], text, start, stop) for row, text in zip(rows, texts, strict=True)]
+
+
+_FRAGMENT_DELIMITER = " ... "  # ts_headline's default FragmentDelimiter
+
+
+def _inside_word(char: str) -> bool:
+    return char.isalnum() or char in "'’-"
+
+
+def whole_words(headline: str, text: str, start: str, stop: str) -> str:
+    """`headline` with any word its fragments cut in two dropped.
+
+    PostgreSQL's parser splits "hasn't" into "hasn" and "t", so a fragment may end inside a word
+    ("cold pressed it hasn"); each fragment is found in `text` and trimmed back to whole words."""
+    fragments = []
+    for fragment in headline.split(_FRAGMENT_DELIMITER):
+        plain = fragment.replace(start, "").replace(stop, "")
+        at = text.find(plain)
+        if at >= 0 and plain:
+            end = at + len(plain)
+            if (
+                end < len(text)
+                and _inside_word(text[end])
+                and _inside_word(plain[-1])
+                and " " in fragment.strip()
+            ):
+                fragment = fragment.rstrip()
+                fragment = fragment[: fragment.rfind(" ")].rstrip()
+            if at > 0 and _inside_word(text[at - 1]) and _inside_word(plain[0]) and " " in fragment.strip():
+                fragment = fragment.lstrip()
+                fragment = fragment[fragment.find(" ") + 1 :].lstrip()
+        fragments.append(fragment)
+    return _FRAGMENT_DELIMITER.join(fragments)

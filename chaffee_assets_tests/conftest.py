@@ -81,3 +81,15 @@ def warehouse_url(embedded_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> s
     upgrade(url)
     monkeypatch.setenv("DATABASE_URL", url)
     return url
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse_url(embedded_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A warehouse holding the sample library (and a hostile video), embedded once per session.
+
+    Read-only: tests that write to a warehouse make their own."""
+    from chaffee_assets_tests.web_helpers import fill_sample_warehouse, new_database
+
+    url = new_database(embedded_admin_url, "sample")
+    fill_sample_warehouse(url, tmp_path_factory.mktemp("sample") / "library")
+    return url

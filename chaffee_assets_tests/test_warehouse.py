@@ -184,6 +184,10 @@ def test_db_status_reports_migrations_and_row_counts(warehouse_url: str):
     assert "segment_embeddings" in result.stdout
     definitions = result.stdout.split("definitions:\n", 1)[1].splitlines()[0].split()
     assert definitions == ["search_segments.sql", "applied"]
+    # Every migration's and definition's state starts in one column, the longest name's included.
+    listed = result.stdout.split("migrations:\n", 1)[1].split("rows:", 1)[0].splitlines()
+    columns = {line.index(" applied") for line in listed if line.startswith("  ") and line.endswith(" applied")}
+    assert len(listed) >= 11 and len(columns) == 1
 
 
 def _own_embedded_server(tmp_path: Path) -> dict[str, str]:

@@ -20,8 +20,6 @@ from chaffee_assets_tests.web_helpers import (
     ChatStandIn,
     RunningServer,
     chaffee_serve,
-    fill_sample_warehouse,
-    new_database,
     serve_env,
 )
 
@@ -56,13 +54,9 @@ def model() -> Iterator[ChatStandIn]:
 
 
 @pytest.fixture(scope="module")
-def server(
-    embedded_admin_url: str, tmp_path_factory: pytest.TempPathFactory, model: ChatStandIn
-) -> Iterator[RunningServer]:
+def server(sample_warehouse_url: str, model: ChatStandIn) -> Iterator[RunningServer]:
     _require_chromium()
-    url = new_database(embedded_admin_url, "browser")
-    fill_sample_warehouse(url, tmp_path_factory.mktemp("library") / "library")
-    env = serve_env(url, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=model.base_url)
+    env = serve_env(sample_warehouse_url, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=model.base_url)
     with chaffee_serve(env, "--no-access-log") as running:
         yield running
 
@@ -219,3 +213,107 @@ def test_home_page_screenshot(page, server) -> None:
     assert page.get_by_role("heading", name="What did Dr. Chaffee say about it?").is_visible()
     assert page.evaluate("document.activeElement.id") == "q"
     _screenshot(page, "home.png")
+
+
+# The two widths the page is judged at: a laptop and a phone (390 x 844, an iPhone 12 to 15).
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+SALT = "how much salt on keto"
+
+
+@pytest.fixture(params=list(WIDTHS))
+def sized_page(request, browser, server: RunningServer):
+    width, height = WIDTHS[request.param]
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 480)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.mark.parametrize("question", [SALT, "LDL"])
+def test_every_snippet_spans_its_moment_whatever_labels_the_moment_carries(
+    sized_page, server, question
+) -> None:
+    """A moment's labels ("weakly related", "best match") sit under its time: the snippet keeps the
+    text's column, so it is never squeezed into the time's (one to three words a line)."""
+    sized_page.goto(server.base_url + "/?q=" + question)
+    sized_page.wait_for_selector("#results .moment")
+    widths = sized_page.evaluate(
+        """() => [...document.querySelectorAll('#results .moment')].map(m => ({
+            labelled: m.querySelector('.weak-label, .best-label') !== null,
+            snippet: m.querySelector('.snippet').getBoundingClientRect().width,
+            moment: m.getBoundingClientRect().width}))"""
+    )
+    assert any(w["labelled"] for w in widths)  # the case that broke the layout is on the page
+    phone = sized_page.viewport_size["width"] < 480
+    for w in widths:
+        # Beside the time on a desktop (its 5.5rem column and the gap), under it on a phone.
+        assert w["snippet"] >= (0.97 if phone else 0.8) * w["moment"], w
+    _screenshot(sized_page, f"moments-{sized_page.viewport_size['width']}.png")
+
+
+def test_a_video_s_best_moment_is_marked_and_plays_where_its_answer_begins(page, server) -> None:
+    page.goto(server.base_url + "/?q=" + SALT)
+    keto = page.locator("#results .video").first
+    assert keto.locator(".video-title").inner_text().startswith("Your First Weeks on Carnivore")
+    best = keto.locator(".moment-best")
+    assert best.count() == 1 and best.locator(".best-label").inner_text() == "best match"
+    # Listed by time, so the best is not the first listed; its link opens at 01:35, the keto flu
+    # passage, not at its window's 01:05.
+    assert keto.locator(".moment").first.locator(".best-label").count() == 0
+    assert best.locator("a.moment-link").get_attribute("data-start") == "95"
+
+
+def test_on_a_phone_the_docked_player_leaves_the_page_s_end_in_view(browser, server) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(server.base_url + "/?q=" + SALT)
+        page.locator("#results a.moment-link").first.click()
+        page.locator("#player iframe").wait_for(state="attached")
+        page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        player = page.locator("#player").bounding_box()
+        for part in (".more a", ".site-footer"):
+            box = page.locator(part).bounding_box()
+            assert box["y"] + box["height"] <= player["y"] + 1, part
+        page.keyboard.press("Escape")
+        assert page.evaluate("document.body.classList.contains('player-open')") is False
+    finally:
+        context.close()
+
+
+def test_the_phone_s_search_placeholder_is_shown_whole(browser, server) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto(server.base_url + "/")
+        text_width, box_width = page.evaluate(
+            """() => {
+                const box = document.getElementById('q'), style = getComputedStyle(box);
+                const ctx = document.createElement('canvas').getContext('2d');
+                ctx.font = `${style.fontSize} ${style.fontFamily}`;
+                return [ctx.measureText(box.placeholder).width,
+                        box.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)];
+            }"""
+        )
+        assert text_width <= box_width
+    finally:
+        context.close()
+
+
+def test_a_failed_answer_can_be_tried_again_without_reloading(page, server, model) -> None:
+    # The model rate-limits every try (the client's retries included); its Retry-After pauses
+    # answers for a second.
+    model.script = [429] * 10
+    model.rate_limit_headers = {"retry-after": "1"}
+    try:
+        page.goto(server.base_url + "/?q=what does he eat in a typical day")
+        page.locator("#answer .answer-unavailable").wait_for()
+        retry = page.get_by_role("button", name="Try again")
+        assert retry.is_visible()
+    finally:
+        model.script = []
+        del model.rate_limit_headers  # the class's again
+    page.wait_for_timeout(1500)
+    retry.click()
+    page.locator("#answer .answer-text").wait_for()
+    assert page.locator("#answer .citation").count() >= 1

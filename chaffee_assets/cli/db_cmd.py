@@ -125,6 +125,9 @@ def _status(args: argparse.Namespace) -> int:
             f"pgvector:   {vector[0] if vector else 'not installed in this database (run: chaffee db upgrade)'}"
         )
         checksums = {row[0]: row[1] for row in applied}
+        # One name column for migrations and definitions, as wide as the longest name.
+        names = [m.path.name for m in available_migrations()] + [d.path.name for d in available_definitions()]
+        width = max(map(len, names), default=0)
         print("migrations:")
         for migration in available_migrations():
             if migration.version not in checksums:
@@ -133,7 +136,7 @@ def _status(args: argparse.Namespace) -> int:
                 mark = "CHANGED since it was applied (ship schema changes as a new numbered file)"
             else:
                 mark = "applied"
-            print(f"  {migration.path.name:<32} {mark}")
+            print(f"  {migration.path.name:<{width}}  {mark}")
         recorded = applied_definitions(conn)
         print("definitions:")
         for definition in available_definitions():
@@ -143,7 +146,7 @@ def _status(args: argparse.Namespace) -> int:
                 mark = "changed: applied at the next upgrade"
             else:
                 mark = "applied"
-            print(f"  {definition.path.name:<32} {mark}")
+            print(f"  {definition.path.name:<{width}}  {mark}")
         if applied:
             print("rows:")
             for table in TABLES:

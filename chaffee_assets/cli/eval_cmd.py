@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score search against a questions file",
         description="Run every question of a JSON-lines file through search and report Recall@5, Recall@10 "
         'and MRR@10 per mode. Each line: {"question", "video_id", "start_s", "end_s"}; a hit is relevant '
-        "when it comes from that video and its time range overlaps [start_s, end_s]. It searches what "
+        "when it comes from that video and its window overlaps [start_s, end_s]; for the first relevant hit it "
+        "also reports how often its link opens inside that range and how far from its start. It searches what "
         "the warehouse holds now: ingest and embed the questions' videos first.",
     )
     parser.add_argument("questions", metavar="QUESTIONS.jsonl", help="the questions file")
@@ -42,7 +43,7 @@ def _fail(message: str) -> int:
 
 def evaluate_modes(conn, questions, modes, *, model: str, options=None) -> dict[str, dict[str, float]]:
     """Metrics per mode. Each question is embedded once and reused by every mode."""
-    from chaffee_assets.retrieval.evaluation import first_relevant_rank, score
+    from chaffee_assets.retrieval.evaluation import rank_and_landing, score
     from chaffee_assets.search import embedder_for, search
 
     vectors = None
@@ -58,14 +59,17 @@ def evaluate_modes(conn, questions, modes, *, model: str, options=None) -> dict[
 
     results: dict[str, dict[str, float]] = {}
     for mode in modes:
-        ranks = []
+        ranks, landings = [], []
         for i, question in enumerate(questions):
             embedder = _Precomputed(vectors[i]) if vectors is not None else None
             hits = search(
                 question.question, 10, mode, model=model, options=options, conn=conn, embedder=embedder
             )
-            ranks.append(first_relevant_rank(hits, question))
-        results[mode] = score(ranks)
+            rank, landed = rank_and_landing(hits, question)
+            ranks.append(rank)
+            if landed is not None:
+                landings.append(landed)
+        results[mode] = score(ranks, landings)
     return results
 
 
@@ -95,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results))
         return 0
     print(f"{len(questions)} questions from {args.questions}")
-    print(f"{'mode':8s} {'Recall@5':>9s} {'Recall@10':>10s} {'MRR@10':>8s}")
+    print(
+        f"{'mode':8s} {'Recall@5':>9s} {'Recall@10':>10s} {'MRR@10':>8s} {'link inside':>12s} {'from start':>11s}"
+    )
     for mode, m in results.items():
-        print(f"{mode:8s} {m['recall@5']:9.3f} {m['recall@10']:10.3f} {m['mrr@10']:8.3f}")
+        inside = f"{m['seek_inside']:12.3f}" if "seek_inside" in m else f"{'-':>12s}"
+        distance = f"{m['seek_distance_median_s']:9.0f} s" if "seek_distance_median_s" in m else f"{'-':>11s}"
+        print(f"{mode:8s} {m['recall@5']:9.3f} {m['recall@10']:10.3f} {m['mrr@10']:8.3f} {inside} {distance}")
     return 0

@@ -60,10 +60,32 @@ def load_questions(path: str | Path) -> list[Question]:
     return questions
 
 
+def window(hit: TimedHit) -> tuple[float, float]:
+    """The ranked window of a hit: its own bounds where it keeps them apart from its link's second."""
+    start = getattr(hit, "window_start_s", None)
+    end = getattr(hit, "window_end_s", None)
+    return (hit.start_s if start is None else start, hit.end_s if end is None else end)
+
+
 def is_relevant(hit: TimedHit, question: Question) -> bool:
-    """Same video, and the hit's time range overlaps the question's closed range."""
-    return (
-        hit.video_id == question.video_id and hit.start_s <= question.end_s and hit.end_s >= question.start_s
+    """Same video, and the hit's window overlaps the question's closed range."""
+    start, end = window(hit)
+    return hit.video_id == question.video_id and start <= question.end_s and end >= question.start_s
+
+
+@dataclass(frozen=True, slots=True)
+class Landing:
+    """Where the first relevant hit's link opens, against the question's range."""
+
+    inside: bool  # the link's second lies inside [start_s, end_s]
+    distance_s: float  # how far the link's second is from start_s, either way
+
+
+def landing(hit: TimedHit, question: Question) -> Landing:
+    """Where `hit`'s link (its `start_s`, whole seconds as the link carries it) lands for `question`."""
+    second = float(int(hit.start_s))
+    return Landing(
+        inside=question.start_s <= second <= question.end_s, distance_s=abs(second - question.start_s)
     )
 
 
@@ -87,18 +109,35 @@ def mrr_at(ranks: Iterable[int | None], k: int) -> float:
     return sum(1.0 / r for r in ranks if r is not None and r <= k) / len(ranks) if ranks else 0.0
 
 
-def score(ranks: Sequence[int | None]) -> dict[str, float]:
-    """The reported metrics for one mode: recall@5, recall@10, mrr@10 and n."""
-    return {
+def score(ranks: Sequence[int | None], landings: Sequence[Landing] = ()) -> dict[str, float]:
+    """The reported metrics for one mode: recall@5, recall@10, mrr@10 and n; with the first
+    relevant hits' landings, also the share whose link opens inside the answer's range
+    (`seek_inside`) and the median and 90th percentile of its distance from the range's start."""
+    metrics: dict[str, float] = {
         "recall@5": round(recall_at(ranks, 5), 4),
         "recall@10": round(recall_at(ranks, 10), 4),
         "mrr@10": round(mrr_at(ranks, 10), 4),
         "n": len(ranks),
     }
+    if landings:
+        distances = sorted(landed.distance_s for landed in landings)
+        metrics["seek_inside"] = round(sum(landed.inside for landed in landings) / len(landings), 4)
+        metrics["seek_distance_median_s"] = round(distances[len(distances) // 2], 1)
+        metrics["seek_distance_p90_s"] = round(
+            distances[min(len(distances) - 1, int(0.9 * len(distances)))], 1
+        )
+    return metrics
+
+
+def rank_and_landing(hits: Sequence[TimedHit], question: Question) -> tuple[int | None, Landing | None]:
+    """The first relevant hit's rank among `hits` and where its link lands (None, None if none)."""
+    rank = first_relevant_rank(hits, question)
+    return rank, None if rank is None else landing(hits[rank - 1], question)
 
 
 def evaluate(
     questions: Sequence[Question], search: Callable[[Question], Sequence[TimedHit]]
 ) -> dict[str, float]:
     """Run `search` (top 10 hits per question) over every question and score it."""
-    return score([first_relevant_rank(list(search(q))[:10], q) for q in questions])
+    results = [rank_and_landing(list(search(q))[:10], q) for q in questions]
+    return score([rank for rank, _ in results], [landed for _, landed in results if landed is not None])

@@ -50,7 +50,7 @@ class AnswerResponse(BaseModel):
     answer: str = Field(description="plain text citing passages as [n]; invented citations are removed")
     answered: bool = Field(description="false when the passages found do not answer the question")
     citations: list[Citation]
-    model: str
+    model: str | None = Field(description="the chat model that wrote the answer; null when none was asked")
     cost_usd: float = Field(description="what this request cost; 0 when served from the cache")
     cached: bool
     notice: str = Field(

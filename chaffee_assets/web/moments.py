@@ -68,6 +68,7 @@ class Moment:
     link: str
     parts: list[tuple[str, bool]]
     hit: dict[str, object]
+    best: bool = False  # the video's best-ranked moment
 
     @property
     def start_second(self) -> int:
@@ -83,7 +84,8 @@ class VideoResult:
 
 
 def group_by_video(hits: Sequence[dict[str, object]], marked: Sequence[str]) -> list[VideoResult]:
-    """Videos in the order of their best hit; within a video, moments in the order they were said."""
+    """Videos in the order of their best hit; within a video, moments in the order they were said,
+    the best-ranked one marked `best`."""
     videos: dict[str, VideoResult] = {}
     for hit, snippet in zip(hits, marked, strict=True):
         video_id = str(hit["video_id"])
@@ -103,6 +105,7 @@ def group_by_video(hits: Sequence[dict[str, object]], marked: Sequence[str]) -> 
                 link=str(hit["link"]),
                 parts=snippet_parts(snippet),
                 hit=dict(hit),
+                best=not videos[video_id].moments,
             )
         )
     for video in videos.values():

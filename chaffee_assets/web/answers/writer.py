@@ -67,6 +67,8 @@ class Answer:
     model: str
     cost_usd: float
     cached: bool
+    # False when no model wrote the text (nothing closely related was found, so none was asked).
+    written_by_model: bool = True
 
     def parts(self) -> list[tuple[str, dict[str, object] | None]]:
         """(words, None) and ("[n]", the cited passage) pieces, in order, for the page."""
@@ -216,7 +218,9 @@ class AnswerWriter:
         # Nothing found, or only moments below the model's relevance floor: nothing to write from,
         # so the model is not asked (and nothing is spent).
         if not hits or nothing_relevant(hits):
-            return Answer(request.query, NOTHING_FOUND_TEXT, False, [], settings.answer_model, 0.0, False)
+            return Answer(
+                request.query, NOTHING_FOUND_TEXT, False, [], "", 0.0, False, written_by_model=False
+            )
         passages = number_passages(hits)
         messages = build_messages(request.query, passages)
         estimated_input = estimate_input_tokens(messages)

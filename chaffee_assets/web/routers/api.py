@@ -126,7 +126,7 @@ async def api_answer(
         answer=answer.text,
         answered=answer.answered,
         citations=[Citation.model_validate(c) for c in answer.citations],
-        model=answer.model,
+        model=answer.model if answer.written_by_model else None,
         cost_usd=answer.cost_usd,
         cached=answer.cached,
         notice=NOTICE,

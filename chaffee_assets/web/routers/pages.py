@@ -90,7 +90,7 @@ def _answer_box(context: WebContext, search: SearchRequest, *, write: bool) -> d
     (the script fetches it; without the script a button asks for it)."""
     writer = context.answers
     if not context.settings.answers_configured:
-        return None
+        return {"off": True}
     cached = writer.cached(search)
     if cached is not None:
         return {"answer": cached}

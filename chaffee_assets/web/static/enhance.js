@@ -30,13 +30,22 @@
     document.getElementById("player-title").textContent = title + " · " + clock(start);
     document.getElementById("player-youtube").href = link.href;
     player.hidden = false;
+    makeRoom(player);
     return true;
+  }
+
+  // The docked player covers the page's end (a third of a phone's screen): pad the page by its
+  // height so "Show more moments" and the footer scroll clear of it.
+  function makeRoom(player) {
+    document.body.style.setProperty("--player-height", player.offsetHeight + "px");
+    document.body.classList.add("player-open");
   }
 
   function closePlayer() {
     var player = document.getElementById("player");
     if (!player || player.hidden) return;
     player.hidden = true;
+    document.body.classList.remove("player-open");
     document.getElementById("player-frame").replaceChildren();
   }
 
@@ -84,6 +93,10 @@
   document.addEventListener("DOMContentLoaded", function () {
     var closer = document.getElementById("player-close");
     if (closer) closer.addEventListener("click", closePlayer);
+    window.addEventListener("resize", function () {
+      var player = document.getElementById("player");
+      if (player && !player.hidden) makeRoom(player);
+    });
     loadAnswer();
   });
 })();
