@@ -374,9 +374,6 @@ def _observe(report: IngestReport, watcher: RunWatcher | None, run_id: str, even
         watcher.event(run_id, event)
 
 
-# How many runless materialisations go to the event log in one insert: the instance batches events
-# sent with batch metadata when DAGSTER_EVENT_BATCH_SIZE is set (the `chaffee` command sets 100).
-EMPTY_DAY_BATCH = 100
 EMPTY_DAY_METADATA_KEY = "empty_day"
 EMPTY_DAY_DESCRIPTION = "no video published this day ({source})"
 
@@ -391,36 +388,23 @@ def mark_empty_days(
     lists no video on is done, so the UI's fill counts it and "missing" means a real gap.
 
     A day an asset already has a materialisation for (a run's, or an earlier mark) is left as it is.
-    The events go to the event log in batches, not one insert and one transaction each: marking the
-    ~4,300 empty days since 2015 for the four assets is ~17,000 events. Returns how many were written.
+    Marking the ~4,300 empty days since 2015 for the four assets is ~17,000 events, written in
+    batches (defs/runless.py). Returns how many were written.
     """
-    from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, StepMaterializationData
-    from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
+    from chaffee_assets.defs.runless import record_runless_materializations
 
     written = 0
     for key in asset_keys:
         done = instance.get_materialized_partitions(key)
-        todo = [day for day in empty_days if day.isoformat() not in done]
-        # One asset per batch: the event log records only a batch's last event as the asset's latest.
-        batch_id = f"empty-days-{key.to_user_string()}-{time.time_ns()}"
-        for index, day in enumerate(todo):
-            materialization = dg.AssetMaterialization(
-                asset_key=key,
-                partition=day.isoformat(),
-                description=EMPTY_DAY_DESCRIPTION.format(source=listed_by),
-                # Little metadata: serialising it is most of an event's cost.
-                metadata={EMPTY_DAY_METADATA_KEY: True, "video_count": 0},
-            )
-            event = DagsterEvent(
-                event_type_value=dg.DagsterEventType.ASSET_MATERIALIZATION.value,
-                job_name=RUNLESS_JOB_NAME,
-                event_specific_data=StepMaterializationData(materialization),
-            )
-            end = index == len(todo) - 1 or (index + 1) % EMPTY_DAY_BATCH == 0
-            instance.report_dagster_event(
-                event, run_id=RUNLESS_RUN_ID, batch_metadata=DagsterEventBatchMetadata(batch_id, end)
-            )
-        written += len(todo)
+        todo = [day.isoformat() for day in empty_days if day.isoformat() not in done]
+        written += record_runless_materializations(
+            instance,
+            key,
+            todo,
+            description=EMPTY_DAY_DESCRIPTION.format(source=listed_by),
+            # Little metadata: serialising it is most of an event's cost.
+            metadata={EMPTY_DAY_METADATA_KEY: True, "video_count": 0},
+        )
     return written
 
 

@@ -15,17 +15,15 @@ fall short stay missing, so a backfill finishes them. Days without videos are no
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
 import psycopg
 
+from chaffee_assets.defs.runless import record_runless_materializations
+
 REPORTER = "chaffee db restore"
-_BATCH = 500  # events per insert into the event log
 
 # Each asset's days whose work the warehouse holds complete (see the module's docstring).
 _HELD_DAYS_SQL = """
@@ -87,40 +85,9 @@ def report_held_partitions(
         keys = [d.isoformat() for d in days if d.isoformat() in valid_keys]
         done = instance.get_materialized_partitions(key)
         new = [k for k in keys if k not in done]
-        _store_in_batches(instance, key, new, source)
+        metadata = {"reported_by": dg.MetadataValue.text(REPORTER)}
+        if source:
+            metadata["moved_from"] = dg.MetadataValue.text(source)
+        record_runless_materializations(instance, key, new, metadata=metadata)
         results.append(Reported(asset, len(keys), len(keys) - len(new), len(new)))
     return results
-
-
-def _store_in_batches(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partitions: Sequence[str], source: str
-) -> None:
-    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
-    from dagster._core.events.log import EventLogEntry
-    from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
-
-    metadata = {"reported_by": dg.MetadataValue.text(REPORTER)}
-    if source:
-        metadata["moved_from"] = dg.MetadataValue.text(source)
-    for first in range(0, len(partitions), _BATCH):
-        now = time.time()
-        entries = [
-            EventLogEntry(
-                error_info=None,
-                level=logging.INFO,
-                user_message="",
-                run_id=RUNLESS_RUN_ID,
-                timestamp=now,
-                step_key=None,
-                job_name=RUNLESS_JOB_NAME,
-                dagster_event=DagsterEvent(
-                    event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
-                    event_specific_data=StepMaterializationData(
-                        dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata)
-                    ),
-                    job_name=RUNLESS_JOB_NAME,
-                ),
-            )
-            for partition in partitions[first : first + _BATCH]
-        ]
-        instance.event_log_storage.store_event_batch(entries)
