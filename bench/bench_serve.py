@@ -12,8 +12,8 @@ fast as it can gets about a minute's allowance plus the refill, and every refusa
 Retry-After.
 
 The mixed run (`--mixed-only` runs it alone) points the server at a stand-in chat endpoint that never
-answers, lets `--hung-clients` clients ask for answers over and over (each waiting half a second after
-a refusal), and meanwhile asks searches at a steady rate (`--rate` a second, open loop: a slow answer
+answers, lets `--hung-clients` clients ask for answers over and over (each waiting what a refusal's
+Retry-After asks), and meanwhile asks searches at a steady rate (`--rate` a second, open loop: a slow answer
 does not slow the asking); the same steady searches on the same server before the answers start are
 the plain run it is reported beside.
 """
@@ -210,16 +210,19 @@ def hung_answers(base_url: str, clients: int, stop: threading.Event) -> tuple[li
             n += 1
             conn = http.client.HTTPConnection(host, int(port), timeout=120)
             question = f"Why avoid seed oils, asks visitor {index} for the {n}th time?"
+            retry_after = 1.0
             try:
                 conn.request("GET", "/api/answer?" + urlencode({"q": question}))
-                status = conn.getresponse().status
+                response = conn.getresponse()
+                status = response.status
+                retry_after = float(response.headers.get("Retry-After") or 1)
             except (OSError, http.client.HTTPException) as exc:
                 status = type(exc).__name__
             finally:
                 conn.close()
             with lock:
                 statuses[status] = statuses.get(status, 0) + 1
-            stop.wait(0.5)
+            stop.wait(retry_after)  # as the 503 asks
 
     threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
     for thread in threads:
@@ -258,7 +261,8 @@ def mixed_run(url: str, asked: list[str], args: argparse.Namespace) -> None:
     for name, timings, errors in (("plain", plain, plain_errors), ("mixed", mixed, mixed_errors)):
         print(
             f"  {name}:  n={len(timings):4d}  p50 {ms(statistics.median(timings))}  "
-            f"p95 {ms(percentile(timings, 0.95))}  p99 {ms(percentile(timings, 0.99))}  errors {len(errors)}"
+            f"p95 {ms(percentile(timings, 0.95))}  p99 {ms(percentile(timings, 0.99))}  "
+            f"errors {len(errors)}{' ' + str(sorted(set(map(str, errors)))) if errors else ''}"
         )
     by_status = {str(status): count for status, count in sorted(statuses.items(), key=str)}
     print(f"  answer requests during the mixed run, by status: {by_status}")
