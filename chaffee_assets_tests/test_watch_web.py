@@ -176,6 +176,29 @@ def test_an_unwritable_log_never_fails_a_search(sample_url: str) -> None:
     assert dropped == 2
 
 
+def test_a_blocked_log_neither_slows_a_search_nor_loses_its_question(sample_url: str) -> None:
+    with _client(sample_url) as client:
+        assert client.get("/api/search", params={"q": LDL}).status_code == 200  # warm
+        _flush(client)
+        with connect(sample_url) as blocker:
+            # Another session holds the table: the log's insert waits for it; the searches must not.
+            blocker.execute("LOCK TABLE question_log IN ACCESS EXCLUSIVE MODE")
+            started = time.perf_counter()
+            for question in (LDL, NONSENSE, LDL_AGAIN):
+                assert client.get("/api/search", params={"q": question}).status_code == 200
+            searching_s = time.perf_counter() - started
+            time.sleep(0.5)
+            with connect(sample_url) as reader:
+                reader.execute("SET lock_timeout = '100ms'")
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    reader.execute("SELECT count(*) FROM question_log")
+            blocker.rollback()
+        _flush(client)
+    assert searching_s < 10
+    with connect(sample_url) as conn:
+        assert conn.execute("SELECT count(*) FROM question_log").fetchone()[0] == 4
+
+
 def test_question_log_off_records_nothing(sample_url: str) -> None:
     with _client(sample_url, question_log=False) as client:
         assert client.get("/api/search", params={"q": LDL}).status_code == 200
