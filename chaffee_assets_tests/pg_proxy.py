@@ -2,7 +2,9 @@
 
 The embedded server listens on a Unix socket only; clients that connect to 127.0.0.1:`port` are
 forwarded to it byte for byte. `cut()` closes every forwarded connection and turns new ones away
-(accepted, then closed at once: the client sees the server hang up), until `restore()`.
+(accepted, then closed at once: the client sees the server hang up), until `restore()`. `freeze()`
+holds every byte in both directions without closing anything (a server that stopped answering),
+until `thaw()`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class UnixSocketProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._refusing = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._stopped = threading.Event()
         self._acceptor = threading.Thread(target=self._accept_loop, name="pg-proxy-accept", daemon=True)
 
@@ -70,6 +74,13 @@ class UnixSocketProxy:
     def restore(self) -> None:
         with self._lock:
             self._refusing = False
+
+    def freeze(self) -> None:
+        """Stop forwarding, keeping every connection open: requests go out and nothing comes back."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     def _close_all(self) -> None:
         with self._lock:
@@ -105,6 +116,9 @@ class UnixSocketProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while chunk := source.recv(65536):
+                while not self._flowing.wait(0.2):
+                    if self._stopped.is_set():
+                        return
                 sink.sendall(chunk)
         except OSError:
             pass

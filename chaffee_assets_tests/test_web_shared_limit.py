@@ -21,6 +21,7 @@ from chaffee_assets.web.protection import (
     SharedRateLimiter,
     etag_matches,
 )
+from chaffee_assets_tests.pg_proxy import UnixSocketProxy, tcp_url, unix_socket_of
 from chaffee_assets_tests.web_helpers import RunningServer, chaffee_serve, new_database, serve_env
 
 LIMIT = 20  # per minute: one token back every 3 s
@@ -163,3 +164,29 @@ def test_a_database_that_hangs_fails_open_to_this_process_within_a_second() -> N
     assert first < 1.0, first
     # Until SHARED_LIMIT_RETRY_S passes, the warehouse is not asked again: no wait at all.
     assert later < 0.05 and SHARED_LIMIT_RETRY_S >= 1
+
+
+def test_a_database_that_stops_answering_on_an_open_connection_fails_open_within_a_second(
+    shared_warehouse: str,
+) -> None:
+    with UnixSocketProxy(unix_socket_of(shared_warehouse)) as proxy:
+        limiter = SharedRateLimiter(3, tcp_url(shared_warehouse, proxy.port))
+        limiter.open()
+        try:
+            limiter.take("192.0.2.90")  # connected, the key read: the warehouse is in use
+            proxy.freeze()  # the next statement goes out and nothing comes back
+            outcome: list[float] = []
+
+            def one_request() -> None:
+                started = time.monotonic()
+                limiter.take("192.0.2.90")
+                outcome.append(time.monotonic() - started)
+
+            request = threading.Thread(target=one_request, daemon=True)
+            request.start()
+            request.join(5)
+            assert outcome, "the request waited on the silent warehouse for more than 5 s"
+            assert outcome[0] < 1.0, outcome
+        finally:
+            proxy.thaw()
+            limiter.close()

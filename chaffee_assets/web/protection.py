@@ -9,6 +9,8 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -92,9 +94,11 @@ class RateLimiter:
             del self._buckets[client]
 
 
-# The longest the shared limiter may hold a request up when the warehouse does not answer: getting a
-# connection, then the upsert itself.
+# How long the shared limiter waits for a connection, and the server-side limit of each statement.
 SHARED_LIMIT_TIMEOUT_S = 0.5
+# The longest the shared limiter may hold a request up, whatever the warehouse or the network does
+# (a server that stopped answering on an open connection never trips a server-side timeout).
+SHARED_LIMIT_DEADLINE_S = 0.9
 # After the warehouse failed to answer, the limiter counts in this process alone this long before it
 # asks the warehouse again, so a database outage costs one slow request per interval, not every one.
 SHARED_LIMIT_RETRY_S = 5.0
@@ -130,7 +134,7 @@ class SharedRateLimiter:
     process behind a load balancer (or a serverless platform's instances) spends one limit per client.
 
     It fails open, to this process's own bucket: when the warehouse does not answer within
-    SHARED_LIMIT_TIMEOUT_S, the request is limited by RateLimiter in memory instead, and the warehouse
+    SHARED_LIMIT_DEADLINE_S, the request is limited by RateLimiter in memory instead, and the warehouse
     is asked again after SHARED_LIMIT_RETRY_S. Open, because the limit protects the warehouse and the
     answer budget, and both are out of reach during the outage anyway (a search then fails with 503
     and an answer's budget reservation refuses to spend); closed would turn a slow database into
@@ -160,6 +164,8 @@ class SharedRateLimiter:
         self._local_until = 0.0
         self._next_prune = 0.0
         self._key: bytes | None = None  # the warehouse's hashing key, read on first use
+        # The warehouse is asked on these threads, so a request waits at most the deadline for it.
+        self._asker = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rate-limit")
 
     def open(self) -> None:
         # Not waiting: the server starts even when the warehouse is slow; the first requests then
@@ -167,7 +173,8 @@ class SharedRateLimiter:
         self._pool.open(wait=False)
 
     def close(self) -> None:
-        self._pool.close()
+        self._asker.shutdown(wait=False, cancel_futures=True)
+        self._pool.close(timeout=1.0)
 
     def bucket_of(self, client: str) -> str:
         """The bucket's key for `client`: a keyed hash, the same in every process, never the address."""
@@ -182,26 +189,11 @@ class SharedRateLimiter:
         if now < self._local_until:
             self._fallback.take(client, cost)
             return
+        asked = self._asker.submit(self._spend_shared, client, cost, now)
         try:
-            with self._pool.connection(timeout=SHARED_LIMIT_TIMEOUT_S) as conn:
-                if self._key is None:
-                    self._key = conn.execute("SELECT key FROM web_rate_limit_key").fetchone()[0].encode()
-                params = {
-                    "client": self.bucket_of(client),
-                    "capacity": float(self.per_minute),
-                    "cost": cost,
-                    "rate": self._rate,
-                }
-                spent = conn.execute(_SPEND, params).fetchone()
-                if spent is None:
-                    row = conn.execute(_TOKENS_NOW, params).fetchone()
-                    tokens = float(row[0]) if row else 0.0
-                    wait = math.ceil(max(cost - tokens, 0.0) / self._rate)
-                    raise RateLimited(max(1, wait), self.per_minute)
-                if now >= self._next_prune:
-                    self._next_prune = now + _PRUNE_EVERY_S
-                    conn.execute(_PRUNE)
-        except (psycopg.Error, PoolTimeout) as exc:
+            asked.result(timeout=SHARED_LIMIT_DEADLINE_S)
+        except (psycopg.Error, PoolTimeout, FutureTimeout) as exc:
+            asked.cancel()
             with self._lock:
                 self._local_until = time.monotonic() + SHARED_LIMIT_RETRY_S
             log.warning(
@@ -210,6 +202,27 @@ class SharedRateLimiter:
                 SHARED_LIMIT_RETRY_S,
             )
             self._fallback.take(client, cost)
+
+    def _spend_shared(self, client: str, cost: int, now: float) -> None:
+        """One request's spending in the warehouse (on an asker thread); raises RateLimited."""
+        with self._pool.connection(timeout=SHARED_LIMIT_TIMEOUT_S) as conn:
+            if self._key is None:
+                self._key = conn.execute("SELECT key FROM web_rate_limit_key").fetchone()[0].encode()
+            params = {
+                "client": self.bucket_of(client),
+                "capacity": float(self.per_minute),
+                "cost": cost,
+                "rate": self._rate,
+            }
+            spent = conn.execute(_SPEND, params).fetchone()
+            if spent is None:
+                row = conn.execute(_TOKENS_NOW, params).fetchone()
+                tokens = float(row[0]) if row else 0.0
+                wait = math.ceil(max(cost - tokens, 0.0) / self._rate)
+                raise RateLimited(max(1, wait), self.per_minute)
+            if now >= self._next_prune:
+                self._next_prune = now + _PRUNE_EVERY_S
+                conn.execute(_PRUNE)
 
 
 # Search results are the same for everyone who asks the same question, so a CDN or the browser may
