@@ -85,6 +85,11 @@ def pg_binaries() -> Path:
     return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
 
 
+def note(results: dict[str, object]) -> None:
+    """The figures so far, on stderr: a long run that is stopped still leaves what it measured."""
+    print(json.dumps(results), file=sys.stderr, flush=True)
+
+
 def timed(args: list[str]) -> float:
     t0 = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True)
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"segments": n, "load_before": os.getloadavg()[0]}
     source = scratch(None, "bench_transfer")
     results.update(build_corpus(source, n))
+    note(results)
     with connect(source) as conn:
         results["source_postings"] = conn.execute("SELECT count(*) FROM segment_postings").fetchone()[0]
         results["source_database_mb"] = round(
@@ -121,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         report = restore(dumped.path, fresh_database("bench_transfer_restored"))
         results["chaffee_restore_s"] = round(report.seconds, 1)
         results["chaffee_restore_steps_s"] = report.timings
+        note(results)
 
         pg_dump_file = folder / "warehouse.pgdump"
         bin_path = pg_binaries()

@@ -84,6 +84,7 @@ def _asr_spend(url: str) -> int:
         return conn.execute("SELECT count(*) FROM asr_spend").fetchone()[0]
 
 
+@pytest.mark.slow  # two runs of the whole asset graph through Dagster, and a restore between servers
 def test_restored_days_show_as_materialised_and_a_rerun_pays_openai_nothing(
     openai_stand_in: FakeTranscriptionServer,
     second_postgres: second_server.SecondServer,
