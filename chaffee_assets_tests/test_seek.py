@@ -121,10 +121,11 @@ def test_the_sample_s_snippets_end_on_whole_words(sample_url: str):
 
     with connect(sample_url, autocommit=True) as conn:
         texts = [row[0] for row in conn.execute("SELECT text FROM segments WHERE text LIKE '%hasn''t%'")]
-        cut = snippets("cold pressed oil", texts, conn=conn)
+        # At the page's 40 words, "why avoid seed oils" once ended "… genuinely cold pressed it hasn".
+        cut = snippets("why avoid seed oils", texts, conn=conn, words=40)
     assert texts and cut
     for snippet, text in zip(cut, texts, strict=True):
         for fragment in snippet.split(" ... "):
             plain = fragment.replace("[", "").replace("]", "")
             end = text.find(plain) + len(plain)
-            assert end == len(text) or not text[end].isalnum(), fragment
+            assert end == len(text) or not (text[end].isalnum() or text[end] in "'’"), fragment
