@@ -287,24 +287,27 @@ def youtube_link(video_id: str, second: float) -> str:
 
 
 # How far back a link may step from the question's first word to the start of its sentence, in
-# words (about 7 s of speech); without punctuation within it (auto captions) it steps back a
-# few words instead, so the sentence's first words are heard.
+# words (about 7 s of speech); without punctuation within it (auto captions) it steps back about
+# 2 s instead, so the sentence's first words are heard.
 _SENTENCE_REACH_WORDS = 20
-_LEAD_IN_WORDS = 5
+_LEAD_IN_S = 2.0
 
 
 def sentence_start(text: str, at: float, window_start: float, window_end: float) -> float:
     """The second where the sentence holding the word at fraction `at` of `text` begins."""
     words = text.split()
+    per_word = (window_end - window_start) / len(words)
     index = min(int(at * len(words)), len(words) - 1)
     first = index
     while (
         first > 0 and index - first < _SENTENCE_REACH_WORDS and not words[first - 1].endswith((".", "?", "!"))
     ):
         first -= 1
-    if first > 0 and not words[first - 1].endswith((".", "?", "!")):
-        first = max(index - _LEAD_IN_WORDS, 0)
-    return window_start + (window_end - window_start) * first / len(words)
+    # Reaching the window's first word is no sentence boundary: a window starts on a cue, often
+    # mid-sentence, and unpunctuated captions always reach it.
+    if first == 0 or not words[first - 1].endswith((".", "?", "!")):
+        first = max(index - round(_LEAD_IN_S / per_word) if per_word > 0 else index, 0)
+    return window_start + per_word * first
 
 
 def seek(hits: Sequence[Hit], words: HitWords) -> list[Hit]:

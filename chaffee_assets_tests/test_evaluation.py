@@ -133,7 +133,20 @@ def test_chaffee_eval_reports_hand_checked_metrics(warehouse_url, tmp_path, caps
     assert args.handler(args) == 0
     out = json.loads(capsys.readouterr().out)
     # ranks: 1, 2, none -> recall@5 = 2/3, mrr@10 = (1 + 1/2) / 3
-    assert out == {"text": {"recall@5": 0.6667, "recall@10": 0.6667, "mrr@10": 0.5, "n": 3}}
+    # landings: the first's window (0-30 s, 10 words, 3 s a word) says "circadian clock" at 15-18 s
+    # and "sunlight" at 0 s: its link steps about 2 s back from "circadian" to 15 s, inside 10-20;
+    # the second's says "insulin" first, so it opens at its window's 30 s, 10 s before 40-50.
+    assert out == {
+        "text": {
+            "recall@5": 0.6667,
+            "recall@10": 0.6667,
+            "mrr@10": 0.5,
+            "n": 3,
+            "seek_inside": 0.5,
+            "seek_distance_median_s": 10.0,  # of 5 and 10 s, the upper
+            "seek_distance_p90_s": 10.0,
+        }
+    }
 
 
 def test_chaffee_eval_bad_file_is_one_line_error_exit_2(warehouse_url, tmp_path, capsys):

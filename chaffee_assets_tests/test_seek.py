@@ -104,3 +104,28 @@ def test_on_the_sample_s_golden_questions_precise_links_open_at_their_answers_fa
                 landed[precise] += question.start_s - 5 <= first.start_s <= question.end_s
     assert landed[False] <= 4  # window starts: 3 of 12 when measured
     assert landed[True] >= 8  # precise: 8 of 12
+
+
+def test_a_snippet_cut_inside_a_word_drops_the_cut_word():
+    from chaffee_assets.search import whole_words
+
+    text = "if it's genuinely cold pressed it hasn't been heated, but most oil is"
+    # PostgreSQL's parser splits "hasn't" into "hasn" and "t": a headline may end between them.
+    assert whole_words("genuinely [cold] pressed it hasn", text, "[", "]") == "genuinely [cold] pressed it"
+    assert whole_words("t been heated ... [cold] pressed", text, "[", "]") == "been heated ... [cold] pressed"
+    assert whole_words("genuinely [cold] pressed it", text, "[", "]") == "genuinely [cold] pressed it"
+
+
+def test_the_sample_s_snippets_end_on_whole_words(sample_url: str):
+    from chaffee_assets.search import snippets
+
+    with connect(sample_url, autocommit=True) as conn:
+        texts = [row[0] for row in conn.execute("SELECT text FROM segments WHERE text LIKE '%hasn''t%'")]
+        # At the page's 40 words, "why avoid seed oils" once ended "… genuinely cold pressed it hasn".
+        cut = snippets("why avoid seed oils", texts, conn=conn, words=40)
+    assert texts and cut
+    for snippet, text in zip(cut, texts, strict=True):
+        for fragment in snippet.split(" ... "):
+            plain = fragment.replace("[", "").replace("]", "")
+            end = text.find(plain) + len(plain)
+            assert end == len(text) or not (text[end].isalnum() or text[end] in "'’"), fragment

@@ -186,7 +186,9 @@ def test_db_status_reports_migrations_and_row_counts(warehouse_url: str):
     assert definitions == ["search_segments.sql", "applied"]
     # Every migration's and definition's state starts in one column, the longest name's included.
     listed = result.stdout.split("migrations:\n", 1)[1].split("rows:", 1)[0].splitlines()
-    columns = {line.index(" applied") for line in listed if line.startswith("  ") and line.endswith(" applied")}
+    columns = {
+        line.index(" applied") for line in listed if line.startswith("  ") and line.endswith(" applied")
+    }
     assert len(listed) >= 11 and len(columns) == 1
 
 

@@ -210,7 +210,8 @@ def test_without_a_key_it_answers_503_and_sends_nothing(sample_url: str, model: 
         page = client.get("/", params={"q": QUESTION}).text
     assert response.status_code == 503 and "OPENAI_API_KEY" in response.json()["error"]
     assert model.requests == [] and _ledger(sample_url) == []
-    assert 'id="answer"' not in page  # no answer box when answers are not configured
+    # The page says answers are off rather than leaving the box out, and offers none.
+    assert "Answers are off on this server" in page and 'name="answer"' not in page
 
 
 def test_when_the_days_budget_is_spent_it_answers_503_and_sends_nothing(
@@ -322,3 +323,18 @@ def test_the_page_shows_the_answer_box_above_the_results(sample_url: str, model:
     assert NOTICE.split(":")[0] in written
     assert fragment.status_code == 200 and fragment.text.lstrip().startswith('<section id="answer"')
     assert len(model.requests) == 1
+
+
+def test_the_answer_box_follows_the_search_s_judgement_and_names_no_model_it_did_not_ask(
+    sample_url: str, model: ChatStandIn
+) -> None:
+    with _client(sample_url, model) as client:
+        # Said in the keto video ("cramps, especially at night … magnesium can help") though its
+        # cosine is under the floor: the model is asked.
+        cramps = client.get("/api/answer", params={"q": "why do I get cramps at night"}).json()
+        assert cramps["answered"] and cramps["model"] and len(model.requests) == 1
+        # Nothing related: no model is asked, and none is named on the API or the page.
+        nonsense = client.get("/api/answer", params={"q": "asdf qwer zxcv"}).json()
+        page = client.get("/", params={"q": "asdf qwer zxcv", "answer": "1"}).text
+    assert nonsense["answered"] is False and nonsense["model"] is None and len(model.requests) == 1
+    assert "Written by" not in page and "No answer was written" in page

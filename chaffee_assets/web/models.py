@@ -15,10 +15,14 @@ class SearchHit(BaseModel):
     video_id: str
     title: str
     published_at: datetime | None
-    start_s: float = Field(description="where the moment starts, in seconds from the video's start")
-    end_s: float
-    text: str = Field(description="the words said, as transcribed")
-    link: str = Field(description="the YouTube link that plays from the moment's second")
+    start_s: float = Field(
+        description="where the moment's answer begins inside its window, in seconds from the video's start"
+    )
+    end_s: float = Field(description="where the moment's window ends")
+    window_start_s: float | None = Field(default=None, description="where the ranked window starts")
+    window_end_s: float | None = Field(default=None, description="where the ranked window ends")
+    text: str = Field(description="the window's words, as transcribed")
+    link: str = Field(description="the YouTube link that plays from `start_s`")
     score: float = Field(description="rank score; higher is better (its scale depends on the mode)")
 
 
