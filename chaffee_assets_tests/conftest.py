@@ -84,12 +84,33 @@ def warehouse_url(embedded_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> s
 
 
 @pytest.fixture(scope="session")
-def sample_warehouse_url(embedded_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A warehouse holding the sample library (and a hostile video), embedded once per session.
+def sample_template_url(embedded_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The sample library (and a hostile video) segmented and embedded once per session, as a template.
 
-    Read-only: tests that write to a warehouse make their own."""
+    Nothing connects to it but `CREATE DATABASE … TEMPLATE`: tests get copies (`sample_copy`)."""
     from chaffee_assets_tests.web_helpers import fill_sample_warehouse, new_database
 
-    url = new_database(embedded_admin_url, "sample")
+    url = new_database(embedded_admin_url, "sample_template")
     fill_sample_warehouse(url, tmp_path_factory.mktemp("sample") / "library")
     return url
+
+
+def sample_copy(admin_url: str, template_url: str, prefix: str) -> str:
+    """A new database holding what the filled template holds (a file copy: no re-embedding)."""
+    from urllib.parse import urlsplit
+
+    template = urlsplit(template_url).path.lstrip("/")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+        )
+    return template_url.replace(f"/{template}?", f"/{name}?", 1)
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse_url(embedded_admin_url: str, sample_template_url: str) -> str:
+    """A warehouse holding the sample library (and a hostile video), shared by the whole session.
+
+    Read-only: tests that write to a warehouse make their own copy of the template."""
+    return sample_copy(embedded_admin_url, sample_template_url, "sample")

@@ -6,47 +6,32 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlsplit
 
 import dagster as dg
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from psycopg import sql
 
 from chaffee_assets.defs.audience_assets import asked_questions_summary
 from chaffee_assets.defs.resources import EmbeddingModelResource, WarehouseResource
 from chaffee_assets.warehouse import connect
 from chaffee_assets.web import create_app
 from chaffee_assets.web.settings import WebSettings
-from chaffee_assets_tests.web_helpers import ChatStandIn, fill_sample_warehouse, new_database
+from chaffee_assets_tests.conftest import sample_copy
+from chaffee_assets_tests.web_helpers import ChatStandIn
 
 LDL = "does high LDL cholesterol cause heart attacks"
 LDL_AGAIN = "Does high LDL cause heart attacks?"
 NONSENSE = "quantum blockchain for submarine gardening"
 
 
-@pytest.fixture(scope="module")
-def library_url(embedded_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = new_database(embedded_admin_url, "watch_web")
-    fill_sample_warehouse(url, tmp_path_factory.mktemp("library") / "library")
-    return url
-
-
 @pytest.fixture
-def sample_url(library_url: str, embedded_admin_url: str) -> str:
+def sample_url(embedded_admin_url: str, sample_template_url: str) -> str:
     """A copy of the filled warehouse per test, so each starts with an empty question log."""
-    name = urlsplit(library_url).path.lstrip("/")
-    copy = f"watch_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(embedded_admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy), sql.Identifier(name))
-        )
-    return library_url.replace(f"/{name}?", f"/{copy}?", 1)
+    return sample_copy(embedded_admin_url, sample_template_url, "watch")
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg import sql
 
 from chaffee_assets.web import create_app
 from chaffee_assets.web.answers import ledger
@@ -27,28 +24,16 @@ from chaffee_assets.web.answers.passages import (
     normalise_question,
 )
 from chaffee_assets.web.settings import WebSettings
-from chaffee_assets_tests.web_helpers import ChatStandIn, cite_first_two, fill_sample_warehouse, new_database
+from chaffee_assets_tests.conftest import sample_copy
+from chaffee_assets_tests.web_helpers import ChatStandIn, cite_first_two
 
 QUESTION = "Why might my LDL jump after going carnivore if I'm slim and athletic?"
 
 
-@pytest.fixture(scope="module")
-def library_url(embedded_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = new_database(embedded_admin_url, "answers_lib")
-    fill_sample_warehouse(url, tmp_path_factory.mktemp("library") / "library")
-    return url
-
-
 @pytest.fixture
-def sample_url(library_url: str, embedded_admin_url: str) -> str:
+def sample_url(embedded_admin_url: str, sample_template_url: str) -> str:
     """A fresh copy of the filled warehouse per test, so each starts with an empty ledger and cache."""
-    name = urlsplit(library_url).path.lstrip("/")
-    copy = f"answers_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(embedded_admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy), sql.Identifier(name))
-        )
-    return library_url.replace(f"/{name}?", f"/{copy}?", 1)
+    return sample_copy(embedded_admin_url, sample_template_url, "answers")
 
 
 @pytest.fixture

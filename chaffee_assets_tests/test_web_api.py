@@ -17,6 +17,7 @@ from markupsafe import escape
 from chaffee_assets.web import create_app
 from chaffee_assets.web.protection import ANSWER_COST
 from chaffee_assets.web.settings import WebSettings
+from chaffee_assets_tests.conftest import sample_copy
 from chaffee_assets_tests.web_helpers import (
     HOSTILE_ID,
     HOSTILE_QUERY,
@@ -24,7 +25,6 @@ from chaffee_assets_tests.web_helpers import (
     HOSTILE_WORDS,
     REPO,
     SAMPLE_IDS,
-    fill_sample_warehouse,
     new_database,
 )
 
@@ -32,10 +32,8 @@ LDL_QUESTION = "does high LDL cholesterol cause heart attacks"
 
 
 @pytest.fixture(scope="module")
-def sample_url(embedded_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = new_database(embedded_admin_url, "web")
-    fill_sample_warehouse(url, tmp_path_factory.mktemp("library") / "library")
-    return url
+def sample_url(embedded_admin_url: str, sample_template_url: str) -> str:
+    return sample_copy(embedded_admin_url, sample_template_url, "web")
 
 
 @pytest.fixture(scope="module")

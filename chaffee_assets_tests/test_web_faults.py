@@ -20,14 +20,13 @@ import psycopg
 import pytest
 from markupsafe import escape
 
+from chaffee_assets_tests.conftest import sample_copy
 from chaffee_assets_tests.openai_stand_in import DROP, GARBAGE, HANG
 from chaffee_assets_tests.pg_proxy import UnixSocketProxy, tcp_url, unix_socket_of
 from chaffee_assets_tests.web_helpers import (
     ChatStandIn,
     RunningServer,
     chaffee_serve,
-    fill_sample_warehouse,
-    new_database,
     serve_env,
 )
 
@@ -48,10 +47,8 @@ def model() -> Iterator[ChatStandIn]:
 
 
 @pytest.fixture(scope="module")
-def library_url(embedded_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = new_database(embedded_admin_url, "faults")
-    fill_sample_warehouse(url, tmp_path_factory.mktemp("library") / "library")
-    return url
+def library_url(embedded_admin_url: str, sample_template_url: str) -> str:
+    return sample_copy(embedded_admin_url, sample_template_url, "faults")
 
 
 @pytest.fixture(scope="module")
