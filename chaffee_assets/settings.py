@@ -135,6 +135,9 @@ class Settings:
         default=DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK, metadata={"env": "CHAFFEE_ANSWER_OUTPUT_USD_PER_MTOK"}
     )
     answer_passages: int = field(default=DEFAULT_ANSWER_PASSAGES, metadata={"env": "CHAFFEE_ANSWER_PASSAGES"})
+    # Voice model for who-said-it: `resemblyzer` (built in) or a hub model (docs/speakers.md).
+    speaker_model: str = field(default="resemblyzer", metadata={"env": "CHAFFEE_SPEAKER_MODEL"})
+    speaker_device: str = field(default="cpu", metadata={"env": "CHAFFEE_SPEAKER_DEVICE"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -197,6 +200,8 @@ class Settings:
                 "CHAFFEE_ANSWER_OUTPUT_USD_PER_MTOK", _amount, DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK
             ),
             answer_passages=env.get("CHAFFEE_ANSWER_PASSAGES", _passages, DEFAULT_ANSWER_PASSAGES),
+            speaker_model=env.get("CHAFFEE_SPEAKER_MODEL", str) or "resemblyzer",
+            speaker_device=env.get("CHAFFEE_SPEAKER_DEVICE", str) or "cpu",
         )
 
 

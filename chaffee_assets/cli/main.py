@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "chaffee_assets.cli.eval_cmd",
     "chaffee_assets.cli.demo_cmd",
     "chaffee_assets.cli.serve_cmd",
+    "chaffee_assets.cli.speakers_cmd",
 )
 
 
