@@ -128,13 +128,18 @@ class ResemblyzerEncoder:
         index = np.asarray(starts)[:, None] + np.arange(self.window_frames)[None, :]
         windows = frames[np.minimum(index, len(frames) - 1)]
         out: list[np.ndarray] = []
+        # One thread: a second one mostly spins waiting on these small matrix products, costing CPU
+        # time for little speed (docs/speakers.md); the setting is the process's, so it is restored.
+        threads = torch.get_num_threads()
         with self._lock, torch.inference_mode():
+            torch.set_num_threads(1)
             for first in range(0, len(windows), self.batch_size):
                 batch = torch.from_numpy(windows[first : first + self.batch_size]).to(self.device)
                 _, (hidden, _) = self._lstm(batch)
                 vectors = torch.relu(self._linear(hidden[-1]))
                 vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
                 out.append(vectors.cpu().numpy())
+            torch.set_num_threads(threads)
         return np.concatenate(out).astype(np.float32)
 
 

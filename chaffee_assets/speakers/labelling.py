@@ -94,6 +94,12 @@ class LabelParams:
     smooth_s: float = 1.0
     min_turn_s: float = 1.0
     max_cluster_windows: int = 1500  # longer recordings are clustered in pieces of this many windows
+    # Adapting to the recording's channel: windows surely the host (own similarity >= sure_host) and
+    # surely not (<= sure_other) give in-recording means; every window then goes to the nearer mean.
+    refine: bool = True
+    sure_host: float = 0.80
+    sure_other: float = 0.70
+    min_sure_windows: int = 3
 
 
 def as_float(samples: np.ndarray) -> np.ndarray:
@@ -111,6 +117,11 @@ def normalise_loudness(samples: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     if power <= 1e-12:
         return samples
     return (samples * 10 ** ((TARGET_DBFS - 10 * np.log10(power)) / 20)).astype(np.float32)
+
+
+def _fit(mask: np.ndarray, length: int) -> np.ndarray:
+    """`mask` cut or padded with False to `length` (the encoder's frame count can differ by one)."""
+    return np.pad(mask, (0, max(0, length - len(mask))))[:length]
 
 
 def speech_windows(voiced: np.ndarray, window: int, hop: int) -> np.ndarray:
@@ -148,7 +159,7 @@ def profile_from_samples(
         if not voiced.any():
             continue
         frames = encoder.frames(normalise_loudness(samples, voiced))
-        starts = speech_windows(voiced[: len(frames)], encoder.window_frames, hop)
+        starts = speech_windows(_fit(voiced, len(frames)), encoder.window_frames, hop)
         vectors.append(encoder.embed(frames, starts))
     if speech_s < min_speech_s:
         raise SpeakerInputError(
@@ -178,9 +189,35 @@ def _clusters(vectors: np.ndarray, distance: float, chunk: int) -> np.ndarray:
     return ids
 
 
+def _refined_scores(vectors: np.ndarray, own: np.ndarray, params: LabelParams) -> np.ndarray | None:
+    """Scores from the recording's own sure-host and sure-other windows, when it has enough of both.
+
+    A far-field room or a phone line moves every voice toward every other; the recording's own
+    examples of the host and of the rest carry that channel, where the profile cannot. The sure
+    host windows must still, as a group, be the enrolled voice (their mean within `cluster_threshold`
+    of the profile), so a guest who resembles the host in a few windows is not taken for him.
+    """
+    sure_host, sure_other = own >= params.sure_host, own <= params.sure_other
+    if sure_host.sum() < params.min_sure_windows or sure_other.sum() < params.min_sure_windows:
+        return None
+    host_mean = _unit(vectors[sure_host].mean(axis=0))
+    other_mean = _unit(vectors[sure_other].mean(axis=0))
+    # A window is the host when nearer the host's mean than the others'; centred on the threshold
+    # the rest of the labeller compares with.
+    return params.cluster_threshold + (vectors @ host_mean - vectors @ other_mean)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-8)
+
+
 def _window_scores(vectors: np.ndarray, profile_matrix: np.ndarray, params: LabelParams) -> np.ndarray:
     """Per window and profile, a similarity made comparable to `cluster_threshold`."""
     own = vectors @ profile_matrix.T
+    if params.refine and profile_matrix.shape[0] == 1:
+        refined = _refined_scores(vectors, own[:, 0], params)
+        if refined is not None:
+            return refined[:, None]
     ids = _clusters(vectors, params.cluster_distance, params.max_cluster_windows)
     scores = own + (params.cluster_threshold - params.window_threshold)  # lone windows: their own test
     hop_count_for_min = params.min_cluster_s / params.hop_s
@@ -206,7 +243,7 @@ def label_samples(
     if not voiced.any():
         raise SpeakerInputError("the recording holds no speech (silent, or noise only)")
     frames = encoder.frames(normalise_loudness(samples, voiced))
-    voiced = voiced[: len(frames)]
+    voiced = _fit(voiced, len(frames))
     window = encoder.window_frames
     starts = speech_windows(voiced, window, max(1, int(round(params.hop_s / FRAME_S))))
     vectors = encoder.embed(frames, starts)
