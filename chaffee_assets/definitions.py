@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from chaffee_assets.defs import ingest_assets, retrieval_assets
+from chaffee_assets.defs import ingest_assets, retrieval_assets, speaker_assets
 from chaffee_assets.defs.resources import (
     VideoSourceResource,
     WarehouseResource,
@@ -18,6 +18,7 @@ INGEST_ASSETS = [
     ingest_assets.transcripts,
     retrieval_assets.segments,
     retrieval_assets.segment_embeddings,
+    speaker_assets.speaker_labels,
 ]
 
 

@@ -93,6 +93,8 @@ class LabelParams:
     min_cluster_s: float = 4.0  # clusters with less speech than this are judged window by window
     smooth_s: float = 1.0
     min_turn_s: float = 1.0
+    vad_aggressiveness: int = 1  # WebRTC's 0 (hears most as speech) to 3
+    bridge_s: float = 1.0  # a pause this short between two stretches of one speaker stays inside the turn
     max_cluster_windows: int = 1500  # longer recordings are clustered in pieces of this many windows
     # Adapting to the recording's channel: windows surely the host (own similarity >= sure_host) and
     # surely not (<= sure_other) give in-recording means; every window then goes to the nearer mean.
@@ -189,7 +191,7 @@ def _clusters(vectors: np.ndarray, distance: float, chunk: int) -> np.ndarray:
     return ids
 
 
-def _refined_scores(vectors: np.ndarray, own: np.ndarray, params: LabelParams) -> np.ndarray | None:
+def _refined_scores(vectors: np.ndarray, profile: np.ndarray, params: LabelParams) -> np.ndarray | None:
     """Scores from the recording's own sure-host and sure-other windows, when it has enough of both.
 
     A far-field room or a phone line moves every voice toward every other; the recording's own
@@ -197,11 +199,16 @@ def _refined_scores(vectors: np.ndarray, own: np.ndarray, params: LabelParams) -
     host windows must still, as a group, be the enrolled voice (their mean within `cluster_threshold`
     of the profile), so a guest who resembles the host in a few windows is not taken for him.
     """
+    own = vectors @ profile
     sure_host, sure_other = own >= params.sure_host, own <= params.sure_other
     if sure_host.sum() < params.min_sure_windows or sure_other.sum() < params.min_sure_windows:
         return None
     host_mean = _unit(vectors[sure_host].mean(axis=0))
     other_mean = _unit(vectors[sure_other].mean(axis=0))
+    # In a monologue the "sure other" windows are the host's own weakest: as a group they are still
+    # the enrolled voice, and splitting them off would call the host someone else.
+    if float(other_mean @ profile) >= params.cluster_threshold:
+        return None
     # A window is the host when nearer the host's mean than the others'; centred on the threshold
     # the rest of the labeller compares with.
     return params.cluster_threshold + (vectors @ host_mean - vectors @ other_mean)
@@ -215,7 +222,7 @@ def _window_scores(vectors: np.ndarray, profile_matrix: np.ndarray, params: Labe
     """Per window and profile, a similarity made comparable to `cluster_threshold`."""
     own = vectors @ profile_matrix.T
     if params.refine and profile_matrix.shape[0] == 1:
-        refined = _refined_scores(vectors, own[:, 0], params)
+        refined = _refined_scores(vectors, profile_matrix[0], params)
         if refined is not None:
             return refined[:, None]
     ids = _clusters(vectors, params.cluster_distance, params.max_cluster_windows)
@@ -239,7 +246,7 @@ def label_samples(
     samples = as_float(samples)
     duration = len(samples) / SAMPLE_RATE
     host = next((p.name for p in profiles if p.is_host), None)
-    voiced = voiced_frames(samples)
+    voiced = voiced_frames(samples, params.vad_aggressiveness)
     if not voiced.any():
         raise SpeakerInputError("the recording holds no speech (silent, or noise only)")
     frames = encoder.frames(normalise_loudness(samples, voiced))
@@ -259,6 +266,7 @@ def label_samples(
     choice = frame_scores.argmax(axis=1)
     choice[~voiced] = -1
     choice = _drop_short_flips(choice, int(round(params.min_turn_s / FRAME_S)))
+    choice = _bridge_pauses(choice, int(round(params.bridge_s / FRAME_S)))
     margin = np.sort(frame_scores, axis=1)
     margin = margin[:, -1] - margin[:, -2] if margin.shape[1] > 1 else np.ones(len(frames))
     turns = []
@@ -305,6 +313,17 @@ def _drop_short_flips(choice: np.ndarray, min_frames: int) -> np.ndarray:
         neighbours = [n for n in (before, after) if n is not None]
         if neighbours:
             out[start:end] = max(neighbours, key=lambda n: n[1] - n[0])[2]
+    return out
+
+
+def _bridge_pauses(choice: np.ndarray, max_frames: int) -> np.ndarray:
+    """Silences of at most `max_frames` between two runs of the same speaker become part of the turn:
+    the detector hears a breath or a stop consonant as silence, a listener hears one turn."""
+    out = choice.copy()
+    labelled = _label_runs(out)
+    for before, after in zip(labelled, labelled[1:], strict=False):
+        if before[2] == after[2] and 0 < after[0] - before[1] <= max_frames:
+            out[before[1] : after[0]] = before[2]
     return out
 
 

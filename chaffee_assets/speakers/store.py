@@ -160,6 +160,8 @@ def write_unknown(conn: psycopg.Connection, video_id: str, message: str) -> None
             INSERT INTO speaker_labellings (video_id, status, message) VALUES (%s, 'unknown', %s)
             ON CONFLICT (video_id) DO UPDATE SET status = 'unknown', model = NULL, profiles = '{}',
                 audio_source = NULL, host_share = NULL, message = EXCLUDED.message, labelled_at = now()
+            -- the same verdict again changes no row: re-running a day is a no-op
+            WHERE speaker_labellings.status <> 'unknown' OR speaker_labellings.message <> EXCLUDED.message
             """,
             (video_id, message),
         )
