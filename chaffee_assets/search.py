@@ -71,6 +71,8 @@ class Hit:
     text_score: float | None = None  # BM25; None when the segment holds none of the question's words
     weak: bool | None = None  # below the model's relevance floor; None when not judged
     rerank_score: float | None = None
+    host_share: float | None = None  # the host's share of the moment's speech; None: unknown
+    speaker: str | None = None  # who speaks most of it (an enrolled name or "other"); None: unknown
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -89,20 +91,28 @@ class Hit:
             "text_score": None if self.text_score is None else round(self.text_score, 4),
             "weak": self.weak,
             "rerank_score": self.rerank_score,
+            "host_share": None if self.host_share is None else round(self.host_share, 3),
+            "speaker": self.speaker,
         }
 
 
+# Who speaks in each hit comes from segment_speakers (docs/speakers.md); `host_only` keeps moments
+# where the host speaks most of the time, asking the function for more candidates to keep k.
 _SEARCH_SQL = """
-SELECT segment_id, video_id, title, published_at, start_s, end_s, text, link, score, vector_rank, text_rank,
-       similarity, text_score, weak
+SELECT r.segment_id, video_id, title, published_at, start_s, end_s, text, link, score, vector_rank,
+       text_rank, similarity, text_score, weak, NULL::float8 AS rerank_score, ss.host_share, ss.speaker
 FROM search_segments(
     %(query)s, %(embedding)s, k => %(k)s, mode => %(mode)s, model => %(model)s,
     published_from => %(published_from)s, published_to => %(published_to)s, video_ids => %(video_ids)s,
     max_per_video => %(max_per_video)s, candidates => %(candidates)s, rrf_k => %(rrf_k)s,
     vector_weight => %(vector_weight)s, text_weight => %(text_weight)s, exact => %(exact)s,
     collapse_overlaps => %(collapse_overlaps)s, min_similarity => %(min_similarity)s,
-    fusion => %(fusion)s, alpha => %(alpha)s, bm25_k1 => %(bm25_k1)s, bm25_b => %(bm25_b)s)
+    fusion => %(fusion)s, alpha => %(alpha)s, bm25_k1 => %(bm25_k1)s, bm25_b => %(bm25_b)s) AS r
+LEFT JOIN segment_speakers ss ON ss.segment_id = r.segment_id
+WHERE NOT %(host_only)s OR ss.host_share >= %(host_share_floor)s
 """
+HOST_SHARE_FLOOR = 0.5  # a moment is the host's when he speaks at least half of it
+SPEAKERS = ("host",)
 
 
 @cache
@@ -139,6 +149,7 @@ def search(
     embedder: Embedder | None = None,
     reranker: str | Reranker | None = None,
     judge_text: bool = False,
+    speaker: str | None = None,
 ) -> list[Hit]:
     """Search segments for `query`; at most `k` hits, best first.
 
@@ -147,7 +158,8 @@ def search(
     model whose vectors are searched (name or local path; default `CHAFFEE_EMBEDDING_MODEL`).
     `reranker`: a cross-encoder name/path or instance re-scoring the fused hits (default
     `CHAFFEE_RERANKER`; pass "" for none). `judge_text`: in text mode, also embed the question so
-    hits carry their similarity and the weak flag.
+    hits carry their similarity and the weak flag. `speaker="host"`: only moments where the host
+    speaks at least half the time (moments whose speakers are unknown are left out).
     """
     from chaffee_assets.retrieval.embedder import canonical_model_name
 
@@ -157,6 +169,8 @@ def search(
         raise ValueError("k must be at least 1")
     if not query.strip():
         raise ValueError("the query is empty")
+    if speaker is not None and speaker not in SPEAKERS:
+        raise ValueError(f"speaker must be one of {', '.join(SPEAKERS)}, not {speaker!r}")
     model = model or configured_model()
     options = options or SearchOptions()
     reranker = configured_reranker() if reranker is None else reranker
@@ -167,7 +181,10 @@ def search(
     params = {
         "query": query,
         "embedding": embedding,
-        "k": max(k, options.rerank_depth) if reranker else k,
+        # Host-only keeps what the function returns where the host speaks: ask for more to keep k.
+        "k": (max(k, options.rerank_depth) if reranker else k) * (5 if speaker else 1),
+        "host_only": speaker == "host",
+        "host_share_floor": HOST_SHARE_FLOOR,
         "mode": mode,
         "model": canonical_model_name(model),
         "published_from": published_from,

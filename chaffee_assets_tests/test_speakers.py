@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -223,8 +224,11 @@ def test_ingest_labels_each_videos_speakers_and_a_video_without_audio_stays_unkn
     )
     (library / "talkaudio01.mp3").write_bytes(path.read_bytes())
     _library_video(library, "talknoaudio", [(1.0, 4.0, "A talk whose recording is missing.")])
+    guest = np.concatenate([decode(p) for p in _utterances(GUEST_SPEAKER)[1:3]])
+    _write(guest, library / "guestclip01.mp3")
+    _library_video(library, "guestclip01", [(0.5, 9.0, "My grandmother ate oatmeal every single morning.")])
     resources = build_resources(video_source=VideoSourceResource(library_dir=str(library)))
-    selection = [a for a in INGEST_ASSETS if a.key.to_user_string() != "segment_embeddings"]
+    selection = INGEST_ASSETS
 
     def ingest() -> dg.ExecuteInProcessResult:
         with dg.instance_for_test() as instance:
@@ -239,16 +243,17 @@ def test_ingest_labels_each_videos_speakers_and_a_video_without_audio_stays_unkn
         assert conn.execute("SELECT DISTINCT status FROM speaker_labellings").fetchall() == [("unknown",)]
     _enrol_host(capsys)  # a new host marks those for recomputation
     metadata = ingest().asset_materializations_for_node("speaker_labels")[0].metadata
-    assert metadata["videos_labelled"].value == 1 and metadata["videos_unknown"].value == 1
+    assert metadata["videos_labelled"].value == 2 and metadata["videos_unknown"].value == 1
     with psycopg.connect(warehouse_url) as conn:
         labellings = dict(conn.execute("SELECT video_id, status FROM speaker_labellings").fetchall())
-        assert labellings == {"talkaudio01": "labelled", "talknoaudio": "unknown"}
+        assert labellings == {"talkaudio01": "labelled", "talknoaudio": "unknown", "guestclip01": "labelled"}
         shares = dict(
             conn.execute(
                 "SELECT s.video_id, ss.host_share FROM segments s LEFT JOIN segment_speakers ss USING (segment_id)"
             ).fetchall()
         )
         assert 0.4 <= shares["talkaudio01"] <= 0.8 and shares["talknoaudio"] is None
+        assert shares["guestclip01"] == 0.0
         cue_speakers = conn.execute(
             "SELECT speaker FROM cue_speakers JOIN transcripts USING (transcript_id)"
             " WHERE video_id = 'talkaudio01' ORDER BY cue_index"
@@ -259,4 +264,56 @@ def test_ingest_labels_each_videos_speakers_and_a_video_without_audio_stays_unkn
         ).fetchone()
         assert turns[0] >= 3 and turns[1] == "resemblyzer"
     again = ingest().asset_materializations_for_node("speaker_labels")[0].metadata
-    assert again["videos_labelled"].value == 0 and again["videos_unchanged"].value == 1
+    assert again["videos_labelled"].value == 0 and again["videos_unchanged"].value == 2
+
+    status = main(["search", "nutrient dense food meat talk", "--json"])
+    every = json.loads(capsys.readouterr().out)
+    assert status == 0 and {"talkaudio01", "talknoaudio"} <= {h["video_id"] for h in every}
+    by_video = {h["video_id"]: h for h in every}
+    assert by_video["talknoaudio"]["host_share"] is None and by_video["talknoaudio"]["speaker"] is None
+    assert by_video["talkaudio01"]["speaker"] == "Anthony" and by_video["talkaudio01"]["host_share"] >= 0.5
+    status = main(["search", "nutrient dense food meat talk", "--speaker", "host", "--json"])
+    host_only = json.loads(capsys.readouterr().out)
+    assert status == 0 and [h["video_id"] for h in host_only] == ["talkaudio01"]
+
+    _an_answer_attributes_the_guests_words_to_the_guest(warehouse_url)
+
+
+def _says_who_spoke(messages: list[dict[str, str]]) -> str:
+    """A stand-in chat model that follows the rule it is given: it quotes the first passage and names
+    its speaker as the passage's header says."""
+    header, text = re.search(r'\[1\] "[^"]*" \(([^)]*)\)\n([^\n]*)', messages[-1]["content"]).groups()
+    who = "A guest said" if "a guest or caller, not Dr. Chaffee" in header else "Dr. Chaffee says"
+    return f"{who}: {text} [1]"
+
+
+def _an_answer_attributes_the_guests_words_to_the_guest(warehouse_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from chaffee_assets.web.app import create_app
+    from chaffee_assets.web.settings import WebSettings
+    from chaffee_assets_tests.web_helpers import ChatStandIn
+
+    model = ChatStandIn(reply=_says_who_spoke)
+    try:
+        settings = WebSettings(
+            openai_api_key="sk-test", openai_base_url=model.base_url, rate_limit_per_minute=10_000
+        )
+        with TestClient(create_app(settings, database_url=warehouse_url)) as client:
+            response = client.get("/api/answer", params={"q": "did grandmother eat oatmeal every morning"})
+            hits = client.get("/api/search", params={"q": "grandmother oatmeal every morning"}).json()["hits"]
+    finally:
+        model.close()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    (request,) = model.requests
+    system, user = request["messages"]
+    assert "Never attribute a guest's or caller's words to Dr. Chaffee" in system["content"]
+    assert "spoken by a guest or caller, not Dr. Chaffee" in user["content"]
+    assert body["answer"].startswith("A guest said: My grandmother ate oatmeal")
+    assert body["citations"][0]["video_id"] == "guestclip01"
+    assert (
+        hits[0]["video_id"] == "guestclip01"
+        and hits[0]["host_share"] == 0.0
+        and hits[0]["speaker"] == "other"
+    )
