@@ -88,7 +88,7 @@ class LabelParams:
 
     hop_s: float = 0.8
     cluster_distance: float = 0.3  # average-linkage cut: windows of one voice sit closer than this
-    cluster_threshold: float = 0.72  # a cluster centroid this close to a profile is that person
+    cluster_threshold: float = 0.80  # a cluster centroid this close to a profile is that person
     window_threshold: float = 0.62  # a lone window (its cluster too small to trust) by itself
     min_cluster_s: float = 4.0  # clusters with less speech than this are judged window by window
     smooth_s: float = 1.0
@@ -211,7 +211,11 @@ def _refined_scores(vectors: np.ndarray, profile: np.ndarray, params: LabelParam
         return None
     # A window is the host when nearer the host's mean than the others'; centred on the threshold
     # the rest of the labeller compares with.
-    return params.cluster_threshold + (vectors @ host_mean - vectors @ other_mean)
+    margin = vectors @ host_mean - vectors @ other_mean
+    chosen = margin > 0
+    if float(_unit(vectors[chosen].mean(axis=0)) @ profile) < params.cluster_threshold:
+        return None  # the group it would call the host is not, as a whole, the enrolled voice
+    return params.cluster_threshold + margin
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
