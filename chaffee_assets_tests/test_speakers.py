@@ -302,6 +302,14 @@ def _an_answer_attributes_the_guests_words_to_the_guest(warehouse_url: str) -> N
         with TestClient(create_app(settings, database_url=warehouse_url)) as client:
             response = client.get("/api/answer", params={"q": "did grandmother eat oatmeal every morning"})
             hits = client.get("/api/search", params={"q": "grandmother oatmeal every morning"}).json()["hits"]
+            host_only = client.get(
+                "/api/search", params={"q": "grandmother oatmeal every morning", "speaker": "host"}
+            ).json()["hits"]
+            refused = client.get("/api/search", params={"q": "oatmeal", "speaker": "guest"})
+            page = client.get("/", params={"q": "grandmother oatmeal every morning"}).text
+            host_page = client.get(
+                "/", params={"q": "grandmother oatmeal every morning", "speaker": "host"}
+            ).text
     finally:
         model.close()
     assert response.status_code == 200, response.text
@@ -317,3 +325,11 @@ def _an_answer_attributes_the_guests_words_to_the_guest(warehouse_url: str) -> N
         and hits[0]["host_share"] == 0.0
         and hits[0]["speaker"] == "other"
     )
+    assert {h["video_id"] for h in host_only} == {"talkaudio01"}
+    assert refused.status_code == 400 and "speaker" in refused.text
+    assert "Talk guestclip01" in page and "a guest or caller speaks here, not Dr Chaffee" in page
+    assert "Talk guestclip01" not in host_page and "Talk talkaudio01" in host_page
+    assert 'name="speaker" value="host" checked' in host_page
+    # Under each labelled video's title, who speaks when: the guest's clip is all hatched turns.
+    assert '<figure class="speaker-timeline">' in page and 'class="other-turn"' in page
+    assert "Who speaks when: Dr Chaffee speaks 0% of the time; 1 moment marked." in page

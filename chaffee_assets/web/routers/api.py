@@ -52,8 +52,11 @@ def api_search(
     mode: Mode = "hybrid",
     published_from: From = None,
     published_to: To = None,
+    speaker: Annotated[
+        Literal["host"] | None, Query(description="host: only moments where the host speaks")
+    ] = None,
 ) -> SearchResponse:
-    request = checked_search(q, k, mode, published_from, published_to)
+    request = checked_search(q, k, mode, published_from, published_to, speaker)
     hits = context.find_hits(conn, request)
     return SearchResponse(
         query=request.query,
