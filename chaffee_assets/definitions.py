@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from chaffee_assets.defs import ingest_assets, retrieval_assets
+from chaffee_assets.defs import ingest_assets, retrieval_assets, speaker_assets
 from chaffee_assets.defs.alerts import alert_sensors
 from chaffee_assets.defs.audience_assets import asked_questions_summary, questions_job, questions_schedule
 from chaffee_assets.defs.executors import executor_from_env
@@ -21,6 +21,7 @@ INGEST_ASSETS = [
     ingest_assets.transcripts,
     retrieval_assets.segments,
     retrieval_assets.segment_embeddings,
+    speaker_assets.speaker_labels,
 ]
 
 

@@ -13,6 +13,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import psycopg
+from psycopg.rows import dict_row
 
 from chaffee_assets.settings import settings
 from chaffee_assets.warehouse import connect
@@ -77,6 +78,8 @@ class Hit:
     window_end_s: float | None = None
     # The share of the question's word weight (IDF) the window says; None when the question has no words.
     matched_share: float | None = None
+    host_share: float | None = None  # the host's share of the moment's speech; None: unknown
+    speaker: str | None = None  # who speaks most of it (an enrolled name or "other"); None: unknown
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -98,20 +101,28 @@ class Hit:
             "window_start_s": self.window_start_s,
             "window_end_s": self.window_end_s,
             "matched_share": None if self.matched_share is None else round(self.matched_share, 4),
+            "host_share": None if self.host_share is None else round(self.host_share, 3),
+            "speaker": self.speaker,
         }
 
 
+# Who speaks in each hit comes from segment_speakers (docs/speakers.md); `host_only` keeps moments
+# where the host speaks most of the time, asking the function for more candidates to keep k.
 _SEARCH_SQL = """
-SELECT segment_id, video_id, title, published_at, start_s, end_s, text, link, score, vector_rank, text_rank,
-       similarity, text_score, weak
+SELECT r.segment_id, video_id, title, published_at, start_s, end_s, text, link, score, vector_rank,
+       text_rank, similarity, text_score, weak, NULL::float8 AS rerank_score, ss.host_share, ss.speaker
 FROM search_segments(
     %(query)s, %(embedding)s, k => %(k)s, mode => %(mode)s, model => %(model)s,
     published_from => %(published_from)s, published_to => %(published_to)s, video_ids => %(video_ids)s,
     max_per_video => %(max_per_video)s, candidates => %(candidates)s, rrf_k => %(rrf_k)s,
     vector_weight => %(vector_weight)s, text_weight => %(text_weight)s, exact => %(exact)s,
     collapse_overlaps => %(collapse_overlaps)s, min_similarity => %(min_similarity)s,
-    fusion => %(fusion)s, alpha => %(alpha)s, bm25_k1 => %(bm25_k1)s, bm25_b => %(bm25_b)s)
+    fusion => %(fusion)s, alpha => %(alpha)s, bm25_k1 => %(bm25_k1)s, bm25_b => %(bm25_b)s) AS r
+LEFT JOIN segment_speakers ss ON ss.segment_id = r.segment_id
+WHERE NOT %(host_only)s OR ss.host_share >= %(host_share_floor)s
 """
+HOST_SHARE_FLOOR = 0.5  # a moment is the host's when he speaks at least half of it
+SPEAKERS = ("host",)
 
 
 @cache
@@ -148,6 +159,7 @@ def search(
     embedder: Embedder | None = None,
     reranker: str | Reranker | None = None,
     judge_text: bool = False,
+    speaker: str | None = None,
 ) -> list[Hit]:
     """Search segments for `query`; at most `k` hits, best first.
 
@@ -156,7 +168,8 @@ def search(
     model whose vectors are searched (name or local path; default `CHAFFEE_EMBEDDING_MODEL`).
     `reranker`: a cross-encoder name/path or instance re-scoring the fused hits (default
     `CHAFFEE_RERANKER`; pass "" for none). `judge_text`: in text mode, also embed the question so
-    hits carry their similarity and the weak flag.
+    hits carry their similarity and the weak flag. `speaker="host"`: only moments where the host
+    speaks at least half the time (moments whose speakers are unknown are left out).
     """
     from chaffee_assets.retrieval.embedder import canonical_model_name
 
@@ -166,6 +179,8 @@ def search(
         raise ValueError("k must be at least 1")
     if not query.strip():
         raise ValueError("the query is empty")
+    if speaker is not None and speaker not in SPEAKERS:
+        raise ValueError(f"speaker must be one of {', '.join(SPEAKERS)}, not {speaker!r}")
     model = model or configured_model()
     options = options or SearchOptions()
     reranker = configured_reranker() if reranker is None else reranker
@@ -176,7 +191,10 @@ def search(
     params = {
         "query": query,
         "embedding": embedding,
-        "k": max(k, options.rerank_depth) if reranker else k,
+        # Host-only keeps what the function returns where the host speaks: ask for more to keep k.
+        "k": (max(k, options.rerank_depth) if reranker else k) * (5 if speaker else 1),
+        "host_only": speaker == "host",
+        "host_share_floor": HOST_SHARE_FLOOR,
         "mode": mode,
         "model": canonical_model_name(model),
         "published_from": published_from,
@@ -196,12 +214,12 @@ def search(
         "bm25_b": options.bm25_b,
     }
     if conn is not None:
-        rows = conn.execute(_SEARCH_SQL, params).fetchall()
+        rows = conn.cursor(row_factory=dict_row).execute(_SEARCH_SQL, params).fetchall()
     else:
         with connect() as own:
-            rows = own.execute(_SEARCH_SQL, params).fetchall()
-    hits = [Hit(*row) for row in rows]
-    hits = [replace(hit, window_start_s=hit.start_s, window_end_s=hit.end_s) for hit in hits]
+            rows = own.cursor(row_factory=dict_row).execute(_SEARCH_SQL, params).fetchall()
+    # By name: the row's columns and the hit's fields are not in the same order.
+    hits = [Hit(**row, window_start_s=row["start_s"], window_end_s=row["end_s"]) for row in rows]
     if reranker and hits:
         model_ = reranker_for(reranker) if isinstance(reranker, str) else reranker
         scores = model_.score(query, [hit.text for hit in hits])

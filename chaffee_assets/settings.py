@@ -192,6 +192,10 @@ class Settings:
     def alert_email_configured(self) -> bool:
         return bool(self.alert_smtp_host and self.alert_email_to)
 
+    # Voice model for who-said-it: `resemblyzer` (built in) or a hub model (docs/speakers.md).
+    speaker_model: str = field(default="resemblyzer", metadata={"env": "CHAFFEE_SPEAKER_MODEL"})
+    speaker_device: str = field(default="cpu", metadata={"env": "CHAFFEE_SPEAKER_DEVICE"})
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Parse the variables in `environ` (default: the process environment); unset or empty → default."""
@@ -278,6 +282,8 @@ class Settings:
             alert_fresh_by=env.get("CHAFFEE_ALERT_FRESH_BY", _clock_time, DEFAULT_ALERT_FRESH_BY),
             question_log=env.get("CHAFFEE_QUESTION_LOG", _on_off, True),
             question_log_days=env.get("CHAFFEE_QUESTION_LOG_DAYS", _positive_int, DEFAULT_QUESTION_LOG_DAYS),
+            speaker_model=env.get("CHAFFEE_SPEAKER_MODEL", str) or "resemblyzer",
+            speaker_device=env.get("CHAFFEE_SPEAKER_DEVICE", str) or "cpu",
         )
 
 

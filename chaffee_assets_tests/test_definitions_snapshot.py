@@ -53,6 +53,7 @@ def test_the_snapshot_names_what_operators_rely_on():
     assert snapshot["jobs"]["ingest_job"]["assets"] == [
         "segment_embeddings",
         "segments",
+        "speaker_labels",
         "transcripts",
         "videos",
     ]

@@ -206,7 +206,7 @@ def test_ingest_writes_a_run_s_materialisations_of_each_asset_in_one_insert(chaf
                WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION' GROUP BY asset_key""",
             (run_id,),
         ).fetchall()
-    assert len(per_asset) == 4, per_asset
+    assert len(per_asset) == 5, per_asset  # videos, transcripts, segments, embeddings, speaker labels
     # Four days of each asset, written by one transaction each (one per event without batching).
     assert {(days, transactions) for _, days, transactions in per_asset} == {(4, 1)}, per_asset
 

@@ -243,7 +243,7 @@ def test_openapi_schema_documents_both_endpoints(client: TestClient) -> None:
     schema = client.get("/api/openapi.json").json()
     assert {"/api/search", "/api/answer", "/healthz"} <= set(schema["paths"])
     parameters = {p["name"] for p in schema["paths"]["/api/search"]["get"]["parameters"]}
-    assert parameters == {"q", "k", "mode", "from", "to"}
+    assert parameters == {"q", "k", "mode", "from", "to", "speaker"}
     assert "503" in schema["paths"]["/api/answer"]["get"]["responses"]
 
 

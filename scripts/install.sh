@@ -44,4 +44,8 @@ elif ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 
 "$VENV/bin/pip" install -q -e ".[$EXTRAS]"
+# Resemblyzer's wheel carries the default voice encoder's weights (docs/speakers.md). Its own
+# requirements (librosa and numba for the mel frames, the `typing` backport, webrtcvad built from
+# source) are not needed: the project computes the frames itself and uses webrtcvad-wheels.
+"$VENV/bin/pip" install -q --no-deps "resemblyzer==0.1.4"
 echo "installed into $VENV"

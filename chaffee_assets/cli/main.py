@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "chaffee_assets.cli.demo_cmd",
     "chaffee_assets.cli.serve_cmd",
     "chaffee_assets.cli.alerts_cmd",
+    "chaffee_assets.cli.speakers_cmd",
 )
 
 

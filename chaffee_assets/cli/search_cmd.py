@@ -44,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="at most N hits per video (default 5; 0 = no limit)",
     )
+    parser.add_argument(
+        "--speaker",
+        choices=("host",),
+        default=None,
+        help="host: only moments where the host speaks (see `chaffee speakers`)",
+    )
     parser.add_argument("--json", action="store_true", help="print the hits as a JSON array")
     parser.set_defaults(handler=run)
 
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 video_ids=args.video_ids,
                 options=options,
                 conn=conn,
+                speaker=args.speaker,
             )
             if args.json:
                 print(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
@@ -187,6 +194,9 @@ def render(hits, texts: list[str], *, query: str | None = None) -> str:
         for i in indexes:
             hit = hits[i]
             weak = "  (weakly related)" if hit.weak else ""
+            if hit.speaker is not None and hit.host_share is not None and hit.host_share < 0.5:
+                who = "a guest or caller" if hit.speaker == "other" else printable(hit.speaker)
+                weak += f"  ({who} speaks here, not the host)"
             lines.append(f"  {clock(hit.start_s)}  {hit.link}{weak}")
             lines.append(f"        {' '.join(texts[i].split())}")
         lines.append("")

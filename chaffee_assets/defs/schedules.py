@@ -9,6 +9,7 @@ from chaffee_assets.defs.ingest_assets import transcripts, videos
 from chaffee_assets.defs.partitions import videos_daily_partition
 from chaffee_assets.defs.resources import WarehouseResource
 from chaffee_assets.defs.retrieval_assets import segment_embeddings, segments
+from chaffee_assets.defs.speaker_assets import speaker_labels
 from chaffee_assets.ingest.retry_plan import partitions_to_retry
 from chaffee_assets.settings import settings
 from chaffee_assets.warehouse.server import WarehouseError
@@ -22,8 +23,9 @@ NEWEST_REASON = "newest"
 ingest_job = dg.define_asset_job(
     "ingest_job",
     # Partitioned by the selected assets' daily partitions (dagster infers it from the selection).
-    selection=dg.AssetSelection.assets(videos, transcripts, segments, segment_embeddings),
-    description="Days of the channel, end to end: videos → transcripts → segments → embeddings. "
+    selection=dg.AssetSelection.assets(videos, transcripts, segments, segment_embeddings, speaker_labels),
+    description="Days of the channel, end to end: videos → transcripts → segments → embeddings, "
+    "and who speaks when. "
     "One partition per run from the schedule and the sensor; up to 31 days per run in a backfill.",
 )
 

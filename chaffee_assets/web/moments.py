@@ -33,6 +33,7 @@ def find_hits(
         published_to=request.published_to,
         conn=conn,
         embedder=embedder if request.mode != "text" else None,
+        speaker=request.speaker,
     )
     return [hit.as_dict() for hit in hits]
 
@@ -81,6 +82,7 @@ class VideoResult:
     title: str
     published_at: datetime | None
     moments: list[Moment] = field(default_factory=list)
+    timeline: object | None = None  # a timelines.Timeline when the video's speakers are known
 
 
 def group_by_video(hits: Sequence[dict[str, object]], marked: Sequence[str]) -> list[VideoResult]:

@@ -37,6 +37,7 @@ class SearchRequest:
     mode: str = "hybrid"
     published_from: date | None = None
     published_to: date | None = None
+    speaker: str | None = None  # "host": only moments where the host speaks (docs/speakers.md)
 
     def url_params(self, **changes: object) -> str:
         """The page's query string for this search (defaults left out), so a search can be shared."""
@@ -46,6 +47,7 @@ class SearchRequest:
             "mode": self.mode if self.mode != "hybrid" else None,
             "from": self.published_from.isoformat() if self.published_from else None,
             "to": self.published_to.isoformat() if self.published_to else None,
+            "speaker": self.speaker,
         }
         values.update(changes)
         return urlencode({key: value for key, value in values.items() if value not in (None, "")})
@@ -57,17 +59,26 @@ def checked_search(
     mode: str = "hybrid",
     published_from: date | None = None,
     published_to: date | None = None,
+    speaker: str | None = None,
 ) -> SearchRequest:
-    """The request, or InputError: empty or over-long question, k out of range, unknown mode, dates reversed."""
+    """The request, or InputError: empty or over-long question, k out of range, unknown mode, dates
+    reversed, unknown speaker filter."""
     query = checked_query(query)
     checked_k(k)
     checked_mode(mode)
     checked_range(published_from, published_to)
-    return SearchRequest(query, k, mode, published_from, published_to)
+    if speaker not in (None, "", "host"):
+        raise InputError(f"speaker can only be 'host', not {speaker!r}")
+    return SearchRequest(query, k, mode, published_from, published_to, speaker or None)
 
 
 def parsed_search(
-    query: str | None, k: str | None, mode: str | None, published_from: str | None, published_to: str | None
+    query: str | None,
+    k: str | None,
+    mode: str | None,
+    published_from: str | None,
+    published_to: str | None,
+    speaker: str | None = None,
 ) -> SearchRequest:
     """`checked_search` from a form's strings (the page's query string), blanks meaning the default."""
     for what, raw in (("k", k), ("the mode", mode)):
@@ -78,6 +89,7 @@ def parsed_search(
         (mode or "hybrid").strip() or "hybrid",
         optional_day("from", published_from),
         optional_day("to", published_to),
+        (speaker or "").strip() or None,
     )
 
 

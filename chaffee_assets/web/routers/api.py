@@ -72,10 +72,13 @@ def api_search(
     mode: Mode = "hybrid",
     published_from: From = None,
     published_to: To = None,
+    speaker: Annotated[
+        Literal["host"] | None, Query(description="host: only moments where the host speaks")
+    ] = None,
 ) -> SearchResponse:
     started = time.perf_counter()
     request = checked_search(
-        q, k, mode, optional_day("from", published_from), optional_day("to", published_to)
+        q, k, mode, optional_day("from", published_from), optional_day("to", published_to), speaker
     )
     hits = context.find_hits(conn, request)
     observe.searched(http_request, request, hits, started)

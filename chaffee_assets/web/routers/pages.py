@@ -18,6 +18,7 @@ from chaffee_assets.web.moments import group_by_video, marked_snippets
 from chaffee_assets.web.protection import ANSWER_COST, SEARCH_COST
 from chaffee_assets.web.queries import InputError, SearchRequest, parsed_search, refuse_control_characters
 from chaffee_assets.web.rendering import render
+from chaffee_assets.web.timelines import speaker_timelines
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,9 +53,10 @@ def search_page(
     published_from: Annotated[str | None, Query(alias="from")] = None,
     published_to: Annotated[str | None, Query(alias="to")] = None,
     answer: str | None = None,
+    speaker: str | None = None,
 ) -> HTMLResponse:
     page: dict[str, Any] = {
-        "form": _form(q, k, mode, published_from, published_to),
+        "form": {**_form(q, k, mode, published_from, published_to), "speaker": speaker or ""},
         "stats": context.stats(),
         "answers_on": context.settings.answers_configured,
         "examples": EXAMPLE_QUESTIONS,
@@ -64,7 +66,7 @@ def search_page(
     started = time.perf_counter()
     try:
         refuse_control_characters("answer", answer)
-        search = parsed_search(q, k, mode, published_from, published_to)
+        search = parsed_search(q, k, mode, published_from, published_to, speaker)
     except InputError as exc:
         return render(request, "index.html", {**page, "error": str(exc)}, status_code=400)
     write_answer = bool(answer) and context.settings.answers_configured
@@ -72,10 +74,16 @@ def search_page(
     with context.connection() as conn:
         hits = context.find_hits(conn, search)
         marked = marked_snippets(conn, search.query, hits)
+        videos = group_by_video(hits, marked)
+        timelines = speaker_timelines(
+            conn, {v.video_id: [(m.start_s, m.end_s) for m in v.moments] for v in videos}
+        )
+    for video in videos:
+        video.timeline = timelines.get(video.video_id)
     observe.searched(request, search, hits, started)
     page.update(
         search=search,
-        videos=group_by_video(hits, marked),
+        videos=videos,
         hit_count=len(hits),
         nothing_relevant=nothing_relevant(hits),
         answer_box=_answer_box(context, search, write=write_answer) if hits else None,

@@ -1,0 +1,209 @@
+"""Voice encoders behind one interface: fixed-length speaker vectors for short windows of speech.
+
+The default is Resemblyzer's speaker encoder (a 3-layer LSTM over 40-band mel power frames, trained on
+VoxCeleb and LibriSpeech; its weights ship inside the `resemblyzer` wheel, so it runs with no network).
+Its network is run here directly from those weights, with the mel frames computed in numpy for the
+whole recording once: windows are then slices of one spectrogram and go through the LSTM in batches,
+which is what makes labelling hours of audio cheap (docs/speakers.md).
+
+A stronger model from a model hub (`CHAFFEE_SPEAKER_MODEL=speechbrain/spkrec-ecapa-voxceleb` or a
+`pyannote/...` embedding model) is loaded only when named, and only where that package and the model's
+files are present.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+FRAME_S = 0.01  # one mel frame every 10 ms
+DEFAULT_SPEAKER_MODEL = "resemblyzer"
+_N_FFT = 400  # 25 ms
+_HOP = 160  # 10 ms
+_N_MELS = 40
+
+
+class SpeakerModelUnavailable(RuntimeError):
+    """The named voice model cannot be loaded here (package or weights missing)."""
+
+
+class VoiceEncoder(Protocol):
+    """Turns windows of a recording into unit-length speaker vectors."""
+
+    name: str
+    window_frames: int  # the window length in 10 ms frames the model is meant to see
+
+    def frames(self, samples: np.ndarray) -> np.ndarray:
+        """Per-10-ms features for a whole recording (float32 samples in [-1, 1] at 16 kHz)."""
+        ...
+
+    def embed(self, frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """One unit vector per window `frames[start : start + window_frames]`."""
+        ...
+
+
+@cache
+def _mel_filters() -> np.ndarray:
+    """librosa's default (Slaney) mel filterbank for 16 kHz, n_fft 400, 40 bands: what the encoder was trained on."""
+    fft_freqs = np.linspace(0, SAMPLE_RATE / 2, _N_FFT // 2 + 1)
+
+    def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+        hz = np.asarray(hz, dtype=np.float64)
+        mel = hz / (200.0 / 3)
+        log_part = hz >= 1000.0
+        return np.where(log_part, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mel)
+
+    def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+        hz = mel * (200.0 / 3)
+        log_part = mel >= 15.0
+        return np.where(log_part, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), hz)
+
+    mel_points = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(SAMPLE_RATE / 2), _N_MELS + 2))
+    spacing = np.diff(mel_points)
+    ramps = mel_points[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / spacing[:-1, None]
+    upper = ramps[2:] / spacing[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_points[2:] - mel_points[:-2]))[:, None]  # Slaney area normalisation
+    return weights.astype(np.float32)
+
+
+def mel_power_frames(samples: np.ndarray) -> np.ndarray:
+    """(frames, 40) mel power spectrogram, centred frames every 10 ms, as librosa computes it."""
+    padded = np.pad(samples.astype(np.float32), _N_FFT // 2)
+    count = 1 + (len(padded) - _N_FFT) // _HOP
+    if count <= 0:
+        return np.zeros((0, _N_MELS), dtype=np.float32)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_N_FFT) / _N_FFT)).astype(np.float32)
+    strided = np.lib.stride_tricks.as_strided(
+        padded, shape=(count, _N_FFT), strides=(padded.strides[0] * _HOP, padded.strides[0])
+    )
+    power = np.abs(np.fft.rfft(strided * window, axis=1)) ** 2
+    return (power.astype(np.float32) @ _mel_filters().T).astype(np.float32)
+
+
+def resemblyzer_weights() -> Path:
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or spec.origin is None:
+        raise SpeakerModelUnavailable(
+            "the default voice model needs the resemblyzer package: run scripts/install.sh"
+        )
+    return Path(spec.origin).parent / "pretrained.pt"
+
+
+class ResemblyzerEncoder:
+    """Resemblyzer's speaker encoder run from the wheel's weights (1.6 s windows, 256-d vectors)."""
+
+    name = DEFAULT_SPEAKER_MODEL
+    window_frames = 160
+
+    def __init__(self, device: str = "cpu", batch_size: int = 64) -> None:
+        import torch
+
+        self._torch = torch
+        self.device = device
+        self.batch_size = batch_size
+        state = torch.load(resemblyzer_weights(), map_location=device, weights_only=True)["model_state"]
+        self._lstm = torch.nn.LSTM(_N_MELS, 256, num_layers=3, batch_first=True).to(device)
+        self._linear = torch.nn.Linear(256, 256).to(device)
+        self._lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")})
+        self._linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
+        self._lstm.eval()
+        self._linear.eval()
+        self._lock = threading.Lock()
+
+    def frames(self, samples: np.ndarray) -> np.ndarray:
+        return mel_power_frames(samples)
+
+    def embed(self, frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        if len(starts) == 0:
+            return np.zeros((0, 256), dtype=np.float32)
+        index = np.asarray(starts)[:, None] + np.arange(self.window_frames)[None, :]
+        windows = frames[np.minimum(index, len(frames) - 1)]
+        out: list[np.ndarray] = []
+        # One thread: a second one mostly spins waiting on these small matrix products, costing CPU
+        # time for little speed (docs/speakers.md); the setting is the process's, so it is restored.
+        threads = torch.get_num_threads()
+        with self._lock, torch.inference_mode():
+            torch.set_num_threads(1)
+            for first in range(0, len(windows), self.batch_size):
+                batch = torch.from_numpy(windows[first : first + self.batch_size]).to(self.device)
+                _, (hidden, _) = self._lstm(batch)
+                vectors = torch.relu(self._linear(hidden[-1]))
+                vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
+                out.append(vectors.cpu().numpy())
+            torch.set_num_threads(threads)
+        return np.concatenate(out).astype(np.float32)
+
+
+class HubEncoder:
+    """A stronger embedding model from a hub (SpeechBrain ECAPA or pyannote), when its package and files are here."""
+
+    window_frames = 150
+
+    def __init__(self, name: str, device: str = "cpu") -> None:
+        self.name = name
+        self.device = device
+        try:
+            if name.startswith("pyannote/"):
+                from pyannote.audio import Inference, Model
+
+                self._model = Inference(Model.from_pretrained(name), window="whole", device=device)
+                self._kind = "pyannote"
+            else:
+                from speechbrain.inference.speaker import EncoderClassifier
+
+                self._model = EncoderClassifier.from_hparams(source=name, run_opts={"device": device})
+                self._kind = "speechbrain"
+        except ImportError as exc:
+            raise SpeakerModelUnavailable(
+                f"voice model {name} needs the {'pyannote.audio' if name.startswith('pyannote/') else 'speechbrain'} "
+                "package: pip install it, or unset CHAFFEE_SPEAKER_MODEL for the built-in model"
+            ) from exc
+        except Exception as exc:  # a hub download refused, files missing: say which model and why
+            raise SpeakerModelUnavailable(f"cannot load voice model {name}: {exc}") from exc
+
+    def frames(self, samples: np.ndarray) -> np.ndarray:
+        # This model reads raw samples: keep them, 160 to a 10 ms "frame", so windows slice alike.
+        usable = len(samples) - len(samples) % _HOP
+        return samples[:usable].reshape(-1, _HOP).astype(np.float32)
+
+    def embed(self, frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        import torch
+
+        vectors = []
+        for start in starts:
+            wave = frames[start : start + self.window_frames].reshape(1, -1)
+            with torch.inference_mode():
+                if self._kind == "speechbrain":
+                    vector = self._model.encode_batch(torch.from_numpy(wave)).reshape(-1).cpu().numpy()
+                else:
+                    vector = np.asarray(
+                        self._model({"waveform": torch.from_numpy(wave), "sample_rate": SAMPLE_RATE})
+                    ).reshape(-1)
+            vectors.append(vector / max(float(np.linalg.norm(vector)), 1e-8))
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_ENCODERS: dict[tuple[str, str], VoiceEncoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def load_encoder(name: str | None = None, device: str | None = None) -> VoiceEncoder:
+    """The named voice model (default Resemblyzer's), loaded once per process and device."""
+    name = name or DEFAULT_SPEAKER_MODEL
+    device = device or "cpu"
+    with _ENCODERS_LOCK:
+        key = (name, device)
+        if key not in _ENCODERS:
+            _ENCODERS[key] = (
+                ResemblyzerEncoder(device) if name == DEFAULT_SPEAKER_MODEL else HubEncoder(name, device)
+            )
+        return _ENCODERS[key]
