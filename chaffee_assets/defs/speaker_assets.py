@@ -4,15 +4,13 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from chaffee_assets.defs.partitions import videos_backfill_policy, videos_daily_partition
+from chaffee_assets.defs.partitions import ASSET_GROUP, videos_backfill_policy, videos_daily_partition
 from chaffee_assets.defs.per_day import describe_days, run_days
 from chaffee_assets.defs.pools import GPU_POOL
 from chaffee_assets.defs.resources import VideoSourceResource, WarehouseResource
 from chaffee_assets.defs.retrieval_assets import segments
 from chaffee_assets.ingest import store as ingest_store
 from chaffee_assets.settings import settings
-
-SPEAKERS_GROUP = "speakers"
 
 
 class SpeakerLabelsConfig(dg.Config):
@@ -31,7 +29,8 @@ def _markdown_unknown(unknown: dict[str, str], limit: int = 25) -> dg.MetadataVa
     partitions_def=videos_daily_partition,
     backfill_policy=videos_backfill_policy,
     deps=[segments],
-    group_name=SPEAKERS_GROUP,
+    # The same lineage as the chain it follows: one group, one picture of the pipeline.
+    group_name=ASSET_GROUP,
     kinds={"pytorch", "postgres"},
     # On a GPU the voice model takes turns with Whisper; on a CPU it needs no pool.
     pool=GPU_POOL if settings().speaker_device.startswith("cuda") else None,
