@@ -9,7 +9,8 @@ OpenAI: a video with a current transcript is kept, not transcribed again.
 
 A day counts for an asset only when the warehouse proves the asset's work for it done: every video
 of the day has a transcript or a recorded outcome (`transcripts`), every transcribed video has its
-segments (`segments`), every segment its vector for the model (`segment_embeddings`). Days that
+segments (`segments`), every segment its vector for the model (`segment_embeddings`), every
+video a speaker labelling that is not stale (`speaker_labels`, where "unknown" is an outcome). Days that
 fall short stay missing, so a backfill finishes them. Days without videos are not reported here.
 """
 
@@ -38,21 +39,30 @@ WITH day_videos AS (
                        WHERE s.transcript_id = t.transcript_id
                          AND NOT EXISTS (SELECT 1 FROM segment_embeddings e
                                          WHERE e.segment_id = s.segment_id AND e.model = %(model)s))
-               AS embedded
+               AS embedded,
+           EXISTS (SELECT 1 FROM speaker_labellings l WHERE l.video_id = v.video_id AND l.status <> 'stale')
+               AS labelled
     FROM videos v
     LEFT JOIN transcripts t ON t.video_id = v.video_id AND t.is_current
     WHERE v.partition_date IS NOT NULL
 )
 SELECT day, bool_and(transcribed), bool_and(transcribed AND segmented),
-       bool_and(transcribed AND segmented AND embedded)
+       bool_and(transcribed AND segmented AND embedded), bool_and(transcribed AND segmented AND labelled)
 FROM day_videos GROUP BY day ORDER BY day
 """
 
 
 def held_days(conn: psycopg.Connection, model: str) -> dict[str, list[date]]:
     """asset name -> the days the warehouse holds that asset's work for."""
-    held: dict[str, list[date]] = {"videos": [], "transcripts": [], "segments": [], "segment_embeddings": []}
-    for day, transcribed, segmented, embedded in conn.execute(_HELD_DAYS_SQL, {"model": model}).fetchall():
+    held: dict[str, list[date]] = {
+        "videos": [],
+        "transcripts": [],
+        "segments": [],
+        "segment_embeddings": [],
+        "speaker_labels": [],
+    }
+    rows = conn.execute(_HELD_DAYS_SQL, {"model": model}).fetchall()
+    for day, transcribed, segmented, embedded, labelled in rows:
         held["videos"].append(day)
         if transcribed:
             held["transcripts"].append(day)
@@ -60,6 +70,8 @@ def held_days(conn: psycopg.Connection, model: str) -> dict[str, list[date]]:
             held["segments"].append(day)
         if embedded:
             held["segment_embeddings"].append(day)
+        if labelled:
+            held["speaker_labels"].append(day)
     return held
 
 
