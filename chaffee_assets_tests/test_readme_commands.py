@@ -269,6 +269,13 @@ def test_make_demo_ingests_checks_searches_and_ends_by_serving_the_page(chaffee_
     passed, total = checks.split("checks:")[1].split(" passed")[0].split(" of ")
     assert passed.strip() == total.strip() and int(total) > 0
     assert "golden queries: skipped" not in out  # the sample library carries its own file
+    # Who speaks: the talks' synthesised voices, the host enrolled from his, the guest told apart.
+    assert "speakers: enrolled Dr Anthony Chaffee as the host from his synthesised voice" in out
+    shares_line = next(line for line in out.splitlines() if line.startswith("the host's share of each talk"))
+    shares = dict(item.rsplit(" ", 1) for item in shares_line.split(": ", 1)[1].split(", "))
+    assert shares["smplMeatDay"] == "100%" and shares["smplSeedOil"] == "100%"
+    assert 10 <= int(shares["smplGuestRA"].rstrip("%")) <= 60  # Rachel speaks most of her story
+    assert "(a guest or caller speaks here, not the host)" in out
     assert out.count("$ chaffee search") == 3
     assert out.count("https://www.youtube.com/watch?v=") >= 3
     assert status == 200 and "Seed Oils vs Animal Fats" in body.decode()

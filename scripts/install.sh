@@ -14,6 +14,8 @@ MISSING=""
 command -v ffmpeg >/dev/null 2>&1 || MISSING="$MISSING ffmpeg"
 [ -x /usr/bin/chromium ] || MISSING="$MISSING chromium"
 command -v redis-server >/dev/null 2>&1 || MISSING="$MISSING redis-server"
+# espeak-ng speaks the sample talks in two voices, so `make demo` shows who speaks (host or guest).
+command -v espeak-ng >/dev/null 2>&1 || MISSING="$MISSING espeak-ng"
 if [ -n "$MISSING" ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
