@@ -26,6 +26,11 @@ def refuse_control_characters(what: str, text: str | None) -> None:
             raise InputError(f"{what} contains a control character (U+{ord(character):04X}); remove it")
 
 
+def without_control_characters(text: str) -> str:
+    """`text` with its control characters left out: how a refused value is shown back to the visitor."""
+    return "".join(character for character in text if unicodedata.category(character) != "Cc")
+
+
 def checked_query(query: str) -> str:
     """The question with its spacing collapsed, or InputError: control characters, empty, too long."""
     query = " ".join(query.split())

@@ -242,6 +242,7 @@ def test_a_control_character_on_the_page_is_a_400_page(server: RunningServer, qu
     status, headers, body = server.get(f"/?{query}")
     assert status == 400 and headers["content-type"].startswith("text/html")
     assert "control character" in body.decode()
+    assert b"\x00" not in body  # what was typed is shown back without the refused character
 
 
 def test_a_control_character_in_any_api_parameter_is_a_400(server: RunningServer) -> None:

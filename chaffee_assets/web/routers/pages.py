@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from chaffee_assets.error_text import redact
 from chaffee_assets.search import nothing_relevant
+from chaffee_assets.search_input import without_control_characters
 from chaffee_assets.web import observe
 from chaffee_assets.web.answers.writer import AnswersUnavailable
 from chaffee_assets.web.context import WebContext
@@ -33,14 +34,10 @@ EXAMPLE_QUESTIONS = (
 def _form(
     q: str | None, k: str | None, mode: str | None, published_from: str | None, published_to: str | None
 ) -> dict[str, str]:
-    """The form's fields as the visitor sent them, so a page with an error keeps what was typed."""
-    return {
-        "q": q or "",
-        "k": k or "",
-        "mode": mode or "hybrid",
-        "from": published_from or "",
-        "to": published_to or "",
-    }
+    """The form's fields as the visitor sent them, so a page with an error keeps what was typed (less
+    any control character: a refused NUL is not written back into the page)."""
+    fields = {"q": q, "k": k, "mode": mode or "hybrid", "from": published_from, "to": published_to}
+    return {name: without_control_characters(value or "") for name, value in fields.items()}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -56,7 +53,7 @@ def search_page(
     speaker: str | None = None,
 ) -> HTMLResponse:
     page: dict[str, Any] = {
-        "form": {**_form(q, k, mode, published_from, published_to), "speaker": speaker or ""},
+        "form": {**_form(q, k, mode, published_from, published_to), "speaker": without_control_characters(speaker or "")},
         "stats": context.stats(),
         "answers_on": context.settings.answers_configured,
         "examples": EXAMPLE_QUESTIONS,
