@@ -53,7 +53,10 @@ def search_page(
     speaker: str | None = None,
 ) -> HTMLResponse:
     page: dict[str, Any] = {
-        "form": {**_form(q, k, mode, published_from, published_to), "speaker": without_control_characters(speaker or "")},
+        "form": {
+            **_form(q, k, mode, published_from, published_to),
+            "speaker": without_control_characters(speaker or ""),
+        },
         "stats": context.stats(),
         "answers_on": context.settings.answers_configured,
         "examples": EXAMPLE_QUESTIONS,
