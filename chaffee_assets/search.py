@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg.rows import dict_row
 
+from chaffee_assets.retrieval.seek import DEFAULT_RULE, SeekRule
 from chaffee_assets.settings import settings
 from chaffee_assets.warehouse import connect
 
@@ -304,31 +305,26 @@ def youtube_link(video_id: str, second: float) -> str:
     return f"https://www.youtube.com/watch?v={video_id}&t={int(second)}s"
 
 
-# How far back a link may step from the question's first word to the start of its sentence, in
-# words (about 7 s of speech); without punctuation within it (auto captions) it steps back about
-# 2 s instead, so the sentence's first words are heard.
-_SENTENCE_REACH_WORDS = 20
-_LEAD_IN_S = 2.0
-
-
-def sentence_start(text: str, at: float, window_start: float, window_end: float) -> float:
+def sentence_start(text: str, at: float, window_start: float, window_end: float, rule: SeekRule) -> float:
     """The second where the sentence holding the word at fraction `at` of `text` begins."""
     words = text.split()
     per_word = (window_end - window_start) / len(words)
     index = min(int(at * len(words)), len(words) - 1)
     first = index
     while (
-        first > 0 and index - first < _SENTENCE_REACH_WORDS and not words[first - 1].endswith((".", "?", "!"))
+        first > 0
+        and index - first < rule.sentence_reach_words
+        and not words[first - 1].endswith((".", "?", "!"))
     ):
         first -= 1
     # Reaching the window's first word is no sentence boundary: a window starts on a cue, often
     # mid-sentence, and unpunctuated captions always reach it.
     if first == 0 or not words[first - 1].endswith((".", "?", "!")):
-        first = max(index - round(_LEAD_IN_S / per_word) if per_word > 0 else index, 0)
+        first = max(index - round(rule.lead_in_s / per_word) if per_word > 0 else index, 0)
     return window_start + per_word * first
 
 
-def seek(hits: Sequence[Hit], words: HitWords) -> list[Hit]:
+def seek(hits: Sequence[Hit], words: HitWords, rule: SeekRule = DEFAULT_RULE) -> list[Hit]:
     """Each hit with `start_s` and `link` moved to where inside its window the question is answered.
 
     A matched word's second is read from its place among the window's words (the window's words
@@ -342,15 +338,19 @@ def seek(hits: Sequence[Hit], words: HitWords) -> list[Hit]:
         window_start = hit.window_start_s if hit.window_start_s is not None else hit.start_s
         window_end = hit.window_end_s if hit.window_end_s is not None else hit.end_s
         per_word = (window_end - window_start) / length if length else 0.0
-        said = [
-            TimedCue(window_start + (position - 1) * per_word, {lexeme: 1})
-            for lexeme, places in positions.items()
-            for position in places
-        ]
-        second = best_start(said, words.weights, window_start_s=window_start)
+        if window_end - window_start > rule.word_timed_window_s:
+            # Paragraph-timed: its start is the one second known to open a passage.
+            said = []
+        else:
+            said = [
+                TimedCue(window_start + (position - 1) * per_word, {lexeme: 1})
+                for lexeme, places in positions.items()
+                for position in places
+            ]
+        second = best_start(said, words.weights, window_start_s=window_start, rule=rule)
         if second > window_start:
             at = (second - window_start) / (window_end - window_start)
-            second = sentence_start(hit.text, at, window_start, window_end)
+            second = sentence_start(hit.text, at, window_start, window_end, rule)
         moved.append(
             replace(
                 hit,

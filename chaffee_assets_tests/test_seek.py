@@ -67,6 +67,54 @@ def test_relevance_is_judged_on_the_window_and_the_landing_on_the_link_s_second(
     assert not before.inside and before.distance_s == 10.0
 
 
+def _one_hit(text: str, window_start_s: float, window_end_s: float, salt_at: int):
+    """A hit whose window says "salt" as its `salt_at`-th word (1-based), with the words read for it."""
+    from chaffee_assets.search import Hit, HitWords
+
+    hit = Hit(1, "vid", "t", None, window_start_s, window_end_s, text, "", 1.0, 1, 1)
+    words = HitWords(lengths=[len(text.split())], positions=[{"salt": [salt_at]}], weights=WEIGHTS, floor=None)
+    return hit, words
+
+
+def test_a_link_steps_back_to_its_sentence_start_or_a_second_without_punctuation():
+    from chaffee_assets.search import seek
+
+    # 60 words over 60 s: a word a second. "salt" is word 41; its sentence begins at word 38.
+    words = [f"w{i}" for i in range(1, 61)]
+    words[36] += "."
+    words[40] = "salt"
+    hit, said = _one_hit(" ".join(words), 0.0, 60.0, salt_at=41)
+    assert seek([hit], said)[0].start_s == pytest.approx(37.0)
+    # No sentence end within reach (auto captions): one second before the word.
+    hit, said = _one_hit(" ".join(w.rstrip(".") for w in words), 0.0, 60.0, salt_at=41)
+    assert seek([hit], said)[0].start_s == pytest.approx(39.0)
+
+
+def test_a_paragraph_timed_window_keeps_its_start():
+    """A window of one 10-minute cue: where inside it a word is said is a guess, its start is not."""
+    from chaffee_assets.search import seek
+
+    words = [f"w{i}" for i in range(1, 1501)]
+    words[999] = "salt"
+    hit, said = _one_hit(" ".join(words), 300.0, 900.0, salt_at=1000)
+    moved = seek([hit], said)[0]
+    assert moved.start_s == 300.0 and moved.link.endswith("&t=300s")
+    # The same words in a 60 s window are placed.
+    hit, said = _one_hit(" ".join(words), 300.0, 360.0, salt_at=1000)
+    assert seek([hit], said)[0].start_s > 330.0
+
+
+def test_the_earliest_strong_stretch_and_the_opening_margin_are_there_to_measure():
+    from chaffee_assets.retrieval.seek import SeekRule
+
+    cues = [cue(60.0, "keto"), cue(90.0, "salt", "keto")]
+    assert best_start(cues, WEIGHTS, window_start_s=60.0) == 90.0
+    assert best_start(cues, WEIGHTS, window_start_s=60.0, rule=SeekRule(lead=0.3)) == 60.0
+    # "salt keto" scores 5.0, the opening stretch's "keto" 2.0: under three times it, so margin 2 stays.
+    assert best_start(cues, WEIGHTS, window_start_s=60.0, rule=SeekRule(margin=2.0)) == 60.0
+    assert best_start(cues, WEIGHTS, window_start_s=60.0, rule=SeekRule(margin=1.0)) == 90.0
+
+
 @pytest.fixture(scope="module")
 def sample_url(sample_warehouse_url: str) -> str:
     return sample_warehouse_url
