@@ -47,6 +47,7 @@ from chaffee_assets.ingest.youtube import (
     uploads_playlist_id,
     video_from_api_item,
 )
+from chaffee_assets.ingest.youtube.source import BEST_AUDIO, SMALLEST_AUDIO
 from chaffee_assets_tests.conftest import shared_path
 from chaffee_assets_tests.source_contract import contract_problems
 
@@ -758,6 +759,71 @@ def test_audio_is_best_audio_only_into_the_destination(
     assert path == tmp_path / "audio" / "emyi4z-O0ls.m4a" and path.exists()
     options = world.ydl_options[-1]
     assert options["format"] == "bestaudio/best" and options["skip_download"] is False
+
+
+def test_audio_for_telling_voices_apart_is_the_smallest_stream_that_serves(
+    world: FakeWorld, warehouse_url: str, tmp_path: Path
+) -> None:
+    world.ydl_answers["https://www.youtube.com/watch?v=emyi4z-O0ls"] = _info(
+        "test_AeonCo_2_emyi4z-O0ls.info.json"
+    )
+    world.source(warehouse_url).fetch_audio(_video("emyi4z-O0ls"), tmp_path, smallest=True)
+    assert world.ydl_options[-1]["format"] == SMALLEST_AUDIO
+
+
+def test_the_speaker_step_downloads_the_smallest_stream_and_an_undecodable_one_stays_unknown(
+    world: FakeWorld, warehouse_url: str
+) -> None:
+    import numpy as np
+
+    from chaffee_assets.ingest.store import upsert_videos
+    from chaffee_assets.speakers import store
+    from chaffee_assets.speakers.encoder import DEFAULT_SPEAKER_MODEL
+    from chaffee_assets.speakers.labelling import Profile
+    from chaffee_assets.speakers.pipeline import label_videos
+    from chaffee_assets.warehouse import connect
+
+    video = _video("emyi4z-O0ls")
+    world.ydl_answers["https://www.youtube.com/watch?v=emyi4z-O0ls"] = _info(
+        "test_AeonCo_2_emyi4z-O0ls.info.json"
+    )
+    with connect(warehouse_url, autocommit=True) as conn:
+        upsert_videos(conn, [video])
+        store.save_profile(conn, Profile("doc", True, np.eye(256)[0], DEFAULT_SPEAKER_MODEL, 30.0), ["a.wav"])
+        report = label_videos(conn, world.source(warehouse_url), [video], lambda: None, DEFAULT_SPEAKER_MODEL)
+        status = conn.execute("SELECT status FROM speaker_labellings").fetchone()
+    assert world.ydl_options[-1]["format"] == SMALLEST_AUDIO
+    # The stand-in download is not audio: the video is labelled unknown with the reason, not guessed.
+    assert list(report.unknown) == ["emyi4z-O0ls"] and status == ("unknown",)
+
+
+@pytest.mark.parametrize(
+    ("name", "smallest", "best"),
+    [
+        # HE-AAC 48 kb/s at 22 kHz, not the 31 kb/s "ultralow" copy; the best is Opus 113 kb/s.
+        ("pinchflat__example.info.json", "139", "251"),
+        # Opus 60 kb/s, not its dynamic-range-compressed twin listed beside it.
+        ("test_AeonCo_2_emyi4z-O0ls.info.json", "249", "251"),
+        ("tubesync__metadata_low_formats.json", "139", "251"),
+    ],
+)
+def test_yt_dlp_s_own_selector_picks_these_streams_from_real_metadata(
+    name: str, smallest: str, best: str
+) -> None:
+    """The selectors as yt-dlp itself reads them, over the formats real videos offer."""
+    from yt_dlp import YoutubeDL
+
+    formats = _info(name)["formats"]
+    ydl = YoutubeDL({"quiet": True})
+
+    def chosen(spec: str) -> list[str]:
+        context = {"formats": formats, "has_merged_format": False, "incomplete_formats": False}
+        return [f["format_id"] for f in ydl.build_format_selector(spec)(context)]
+
+    assert chosen(SMALLEST_AUDIO) == [smallest]
+    assert chosen(BEST_AUDIO) == [best]
+    picked = next(f for f in formats if f["format_id"] == smallest)
+    assert picked["vcodec"] == "none" and picked["asr"] >= 16000
 
 
 def test_a_live_stream_is_not_downloaded(world: FakeWorld, warehouse_url: str, tmp_path: Path) -> None:

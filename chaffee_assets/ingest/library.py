@@ -322,8 +322,9 @@ class LibrarySource:
             " fix or delete the broken file, then re-run the partition",
         )
 
-    def fetch_audio(self, video: Video, dest_dir: Path) -> Path:
-        """A link to (or copy of) the library's audio file under `dest_dir`.
+    def fetch_audio(self, video: Video, dest_dir: Path, *, smallest: bool = False) -> Path:
+        """A link to (or copy of) the library's audio file under `dest_dir` (the one file it has,
+        whatever `smallest` asks).
 
         The caller deletes what it gets, so the library's own file is never handed out. No audio
         file is UNAVAILABLE: the library cannot produce one until the operator adds it.

@@ -48,6 +48,7 @@ class VideoSource(Protocol):
         """The best captions for the video: manual over auto, English first."""
         ...
 
-    def fetch_audio(self, video: Video, dest_dir: Path) -> Path:
-        """The video's audio as a local file under `dest_dir` (the caller deletes it)."""
+    def fetch_audio(self, video: Video, dest_dir: Path, *, smallest: bool = False) -> Path:
+        """The video's audio as a local file under `dest_dir` (the caller deletes it); `smallest`:
+        the least data that still carries speech (telling voices apart needs no more)."""
         ...

@@ -61,7 +61,7 @@ def label_videos(
             continue
         with tempfile.TemporaryDirectory(prefix="chaffee-speakers-") as folder:
             try:
-                audio = source.fetch_audio(video, Path(folder))
+                audio = source.fetch_audio(video, Path(folder), smallest=True)
                 labelling = label_samples(decode(audio), profiles, encoder(), params)
             except (TranscriptFailure, UndecodableAudio, SpeakerInputError) as exc:
                 why = f"video {video.video_id}: {exc}"
