@@ -107,22 +107,20 @@ class Hit:
         }
 
 
-# Who speaks in each hit comes from segment_speakers (docs/speakers.md); `host_only` keeps moments
-# where the host speaks most of the time, asking the function for more candidates to keep k.
+# The function returns who speaks in each hit (segment_speakers) and, with `spoken_by => 'host'`,
+# keeps only moments the host speaks at least half of (docs/speakers.md).
 _SEARCH_SQL = """
-SELECT r.segment_id, video_id, title, published_at, start_s, end_s, text, link, score, vector_rank,
-       text_rank, similarity, text_score, weak, NULL::float8 AS rerank_score, ss.host_share, ss.speaker
+SELECT segment_id, video_id, title, published_at, start_s, end_s, text, link, score, vector_rank,
+       text_rank, similarity, text_score, weak, NULL::float8 AS rerank_score, host_share, speaker
 FROM search_segments(
     %(query)s, %(embedding)s, k => %(k)s, mode => %(mode)s, model => %(model)s,
     published_from => %(published_from)s, published_to => %(published_to)s, video_ids => %(video_ids)s,
     max_per_video => %(max_per_video)s, candidates => %(candidates)s, rrf_k => %(rrf_k)s,
     vector_weight => %(vector_weight)s, text_weight => %(text_weight)s, exact => %(exact)s,
     collapse_overlaps => %(collapse_overlaps)s, min_similarity => %(min_similarity)s,
-    fusion => %(fusion)s, alpha => %(alpha)s, bm25_k1 => %(bm25_k1)s, bm25_b => %(bm25_b)s) AS r
-LEFT JOIN segment_speakers ss ON ss.segment_id = r.segment_id
-WHERE NOT %(host_only)s OR ss.host_share >= %(host_share_floor)s
+    fusion => %(fusion)s, alpha => %(alpha)s, bm25_k1 => %(bm25_k1)s, bm25_b => %(bm25_b)s,
+    spoken_by => %(spoken_by)s)
 """
-HOST_SHARE_FLOOR = 0.5  # a moment is the host's when he speaks at least half of it
 SPEAKERS = ("host",)
 
 
@@ -192,10 +190,8 @@ def search(
     params = {
         "query": query,
         "embedding": embedding,
-        # Host-only keeps what the function returns where the host speaks: ask for more to keep k.
-        "k": (max(k, options.rerank_depth) if reranker else k) * (5 if speaker else 1),
-        "host_only": speaker == "host",
-        "host_share_floor": HOST_SHARE_FLOOR,
+        "k": max(k, options.rerank_depth) if reranker else k,
+        "spoken_by": speaker,
         "mode": mode,
         "model": canonical_model_name(model),
         "published_from": published_from,

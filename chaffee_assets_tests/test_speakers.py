@@ -275,6 +275,7 @@ def test_ingest_labels_each_videos_speakers_and_a_video_without_audio_stays_unkn
     status = main(["search", "nutrient dense food meat talk", "--speaker", "host", "--json"])
     host_only = json.loads(capsys.readouterr().out)
     assert status == 0 and [h["video_id"] for h in host_only] == ["talkaudio01"]
+    _sql_consumers_read_who_speaks_and_filter_by_it(warehouse_url)
 
     _an_answer_attributes_the_guests_words_to_the_guest(warehouse_url)
 
@@ -333,3 +334,22 @@ def _an_answer_attributes_the_guests_words_to_the_guest(warehouse_url: str) -> N
     # Under each labelled video's title, who speaks when: the guest's clip is all hatched turns.
     assert '<figure class="speaker-timeline">' in page and 'class="other-turn"' in page
     assert "Who speaks when: Dr Chaffee speaks 0% of the time; 1 moment marked." in page
+
+
+def _sql_consumers_read_who_speaks_and_filter_by_it(warehouse_url: str) -> None:
+    """The search function itself carries the speaker columns and the host filter, for SQL readers."""
+    with psycopg.connect(warehouse_url) as conn:
+        rows = conn.execute(
+            "SELECT video_id, host_share, speaker FROM search_segments('nutrient dense food meat talk', mode => 'text')"
+        ).fetchall()
+        assert {"talkaudio01", "talknoaudio"} <= {video for video, _, _ in rows}
+        assert all(
+            share is None and speaker is None for video, share, speaker in rows if video == "talknoaudio"
+        )
+        host = conn.execute(
+            "SELECT video_id, host_share FROM search_segments('nutrient dense food meat talk', mode => 'text',"
+            " spoken_by => 'host')"
+        ).fetchall()
+        assert {video for video, _ in host} == {"talkaudio01"} and all(share >= 0.5 for _, share in host)
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="spoken_by must be host"):
+            conn.execute("SELECT * FROM search_segments('meat', mode => 'text', spoken_by => 'guest')")

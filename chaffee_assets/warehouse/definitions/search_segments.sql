@@ -8,6 +8,12 @@
 -- the numbered migrations that defined it (0002, 0003, 0006-0009). A change of its arguments must
 -- drop the old signature here first, since CREATE OR REPLACE cannot change them.
 
+-- Before `spoken_by` and the speaker columns (migration 0013's labels) the function took 20 arguments.
+DROP FUNCTION IF EXISTS search_segments(text, vector, integer, text, text, date, date, text[], integer, integer,
+                                        integer, double precision, double precision, boolean, boolean,
+                                        double precision, text, double precision, double precision,
+                                        double precision);
+
 CREATE OR REPLACE FUNCTION search_segments(
     query_text          text,
     query_embedding     vector DEFAULT NULL,
@@ -28,7 +34,8 @@ CREATE OR REPLACE FUNCTION search_segments(
     fusion              text DEFAULT 'convex',
     alpha               double precision DEFAULT 0.55,
     bm25_k1             double precision DEFAULT 0.9,
-    bm25_b              double precision DEFAULT 0.4
+    bm25_b              double precision DEFAULT 0.4,
+    spoken_by           text DEFAULT NULL
 ) RETURNS TABLE (
     segment_id      bigint,
     video_id        text,
@@ -43,7 +50,9 @@ CREATE OR REPLACE FUNCTION search_segments(
     text_rank       integer,
     similarity      double precision,
     text_score      double precision,
-    weak            boolean
+    weak            boolean,
+    host_share      real,
+    speaker         text
 )
 LANGUAGE plpgsql VOLATILE
 -- Scoped to the function: the settings it changes are restored when it returns.
@@ -89,6 +98,9 @@ BEGIN
     END IF;
     IF bm25_k1 IS NULL OR bm25_k1 < 0 OR bm25_b IS NULL OR bm25_b < 0 OR bm25_b > 1 THEN
         RAISE EXCEPTION 'bm25_k1 must be at least 0 and bm25_b between 0 and 1' USING ERRCODE = '22023';
+    END IF;
+    IF spoken_by IS NOT NULL AND spoken_by <> 'host' THEN
+        RAISE EXCEPTION 'spoken_by must be host or NULL, not %', spoken_by USING ERRCODE = '22023';
     END IF;
 
     IF query_embedding IS NOT NULL OR mode IN ('hybrid', 'vector') THEN
@@ -369,9 +381,15 @@ BEGIN
                    END AS score
             FROM scored sc
         ),
+        -- Who speaks (segment_speakers; NULL where unknown). 'host' keeps the candidates the host
+        -- speaks at least half of, before overlapping ones are collapsed, so a neighbour he speaks
+        -- can stand in for a guest's passage; unknown speakers are left out.
         joined AS (
-            SELECT f.*, s.video_id, s.start_s, s.end_s, s.text
-            FROM fused f JOIN segments s ON s.segment_id = f.segment_id
+            SELECT f.*, s.video_id, s.start_s, s.end_s, s.text, ss.host_share, ss.speaker
+            FROM fused f
+            JOIN segments s ON s.segment_id = f.segment_id
+            LEFT JOIN segment_speakers ss ON ss.segment_id = f.segment_id
+            WHERE $21::text IS NULL OR ss.host_share >= 0.5
         ),
         -- Overlapping segments of one passage would fill the page with the same words: keep the
         -- best-scored one of each overlapping group.
@@ -397,14 +415,14 @@ BEGIN
                'https://www.youtube.com/watch?v=' || p.video_id || '&t=' || floor(p.start_s)::bigint || 's',
                p.score::double precision, p.vector_rank::integer,
                CASE WHEN p.text_rank <= $5 THEN p.text_rank::integer END,
-               p.similarity, p.bm25, p.similarity < $14
+               p.similarity, p.bm25, p.similarity < $14, p.host_share, p.speaker
         FROM page p
         JOIN videos v ON v.video_id = p.video_id
         ORDER BY p.score DESC, p.segment_id
         $q$, vec_sql, txt_sql, search_segments.model)
     USING query_embedding, published_from, published_to, allowed, depth, query_text,
           rrf_k::double precision, vector_weight, text_weight, max_per_video, k, collapse_overlaps,
-          posting_budget, floor_sim, alpha, mode, fusion, bm25_k1, bm25_b, allowed_segments;
+          posting_budget, floor_sim, alpha, mode, fusion, bm25_k1, bm25_b, allowed_segments, spoken_by;
 END
 $fn$;
 
@@ -412,7 +430,7 @@ $fn$;
 COMMENT ON FUNCTION search_segments(text, vector, integer, text, text, date, date, text[], integer, integer,
                                     integer, double precision, double precision, boolean, boolean,
                                     double precision, text, double precision, double precision,
-                                    double precision) IS
+                                    double precision, text) IS
 $doc$Hybrid search over transcript segments; returns at most k hits, best first.
 
 Arguments (all but query_text optional, pass by name: search_segments('fasting', emb, k => 5)):
@@ -435,9 +453,13 @@ Arguments (all but query_text optional, pass by name: search_segments('fasting',
                    of the HNSW index or a filter's sign-bit shortlist (for measuring recall).
   collapse_overlaps  true (default): of hits from one video whose time ranges overlap, keep the best.
   min_similarity   cosine below which a hit is `weak`; default the model's (embedding_models).
+  spoken_by        'host': only moments the enrolled host speaks at least half of (from the
+                   fused candidates of both rankings; moments whose speakers are unknown are left
+                   out); NULL (default): everyone.
 Filters are applied inside both rankings, so a filtered search still returns k hits when k exist.
 Columns: segment_id, video_id, title, published_at, start_s, end_s, text, link (YouTube deep link at
 start_s), score, vector_rank, text_rank (NULL when that ranking did not place the segment),
 similarity (cosine to the question; NULL without query_embedding), text_score (BM25; NULL when the
 segment holds none of the question's words), weak (similarity below the floor: the library holds
-nothing closely related; NULL when not judged).$doc$;
+nothing closely related; NULL when not judged), host_share (the host's share of the moment's
+speech) and speaker (who speaks most of it: an enrolled name or 'other'), both NULL where unknown.$doc$;
