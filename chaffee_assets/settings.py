@@ -195,6 +195,9 @@ class Settings:
     # Voice model for who-said-it: `resemblyzer` (built in) or a hub model (docs/speakers.md).
     speaker_model: str = field(default="resemblyzer", metadata={"env": "CHAFFEE_SPEAKER_MODEL"})
     speaker_device: str = field(default="cpu", metadata={"env": "CHAFFEE_SPEAKER_DEVICE"})
+    # Where downloaded audio is kept for the next step (speech recognition's, then who-said-it's);
+    # unset: every download is deleted when its step ends.
+    audio_dir: Path | None = field(default=None, metadata={"env": "CHAFFEE_AUDIO_DIR"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -284,6 +287,7 @@ class Settings:
             question_log_days=env.get("CHAFFEE_QUESTION_LOG_DAYS", _positive_int, DEFAULT_QUESTION_LOG_DAYS),
             speaker_model=env.get("CHAFFEE_SPEAKER_MODEL", str) or "resemblyzer",
             speaker_device=env.get("CHAFFEE_SPEAKER_DEVICE", str) or "cpu",
+            audio_dir=env.get("CHAFFEE_AUDIO_DIR", _path),
         )
 
 

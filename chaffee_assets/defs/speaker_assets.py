@@ -60,6 +60,7 @@ def speaker_labels(
             lambda: load_encoder(config_now.speaker_model, config_now.speaker_device),
             config_now.speaker_model,
             force=config.force,
+            keep_dir=config_now.audio_dir,
         )
     for video_id, why in report.unknown.items():
         context.log.info(f"{video_id}: speakers unknown: {why}")

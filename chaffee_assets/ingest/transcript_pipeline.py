@@ -18,9 +18,11 @@ from psycopg import Connection
 
 from chaffee_assets.ingest import store
 from chaffee_assets.ingest.cues import cues_within
+from chaffee_assets.ingest.kept_audio import obtain_audio
 from chaffee_assets.ingest.outcomes import FailureClass, TranscriptFailure
 from chaffee_assets.ingest.sources import VideoSource
 from chaffee_assets.ingest.videos import Video
+from chaffee_assets.settings import settings
 from chaffee_assets.transcription import registry
 
 
@@ -139,7 +141,7 @@ def _recognise_speech(
 ) -> TranscriptOutcome:
     recognizer = recognizer_for()
     with tempfile.TemporaryDirectory(prefix=f"chaffee-audio-{video.video_id.lstrip('-')}-") as tmp:
-        audio = source.fetch_audio(video, Path(tmp))
+        audio = obtain_audio(source, video, Path(tmp), keep_dir=settings().audio_dir)
         result = recognizer.transcribe(audio, video_id=video.video_id)
     if not result.cues:
         raise TranscriptFailure(FailureClass.ERROR, f"{result.engine} heard no speech in {video.video_id}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 
+from chaffee_assets.ingest.kept_audio import obtain_audio
 from chaffee_assets.ingest.outcomes import TranscriptFailure
 from chaffee_assets.ingest.sources import VideoSource
 from chaffee_assets.ingest.videos import Video
@@ -44,9 +45,11 @@ def label_videos(
     *,
     force: bool = False,
     params: LabelParams | None = None,
+    keep_dir: Path | None = None,
 ) -> LabelReport:
     """Label each video with the stored profiles of `model`; skip one already labelled with the same
-    model and profiles. `encoder` loads the model, only when a video needs it."""
+    model and profiles. `encoder` loads the model, only when a video needs it. `keep_dir`: where
+    audio is kept between steps (speech recognition's download is reused; none is kept without it)."""
     report = LabelReport()
     profiles = store.load_profiles(conn, model)
     names = [p.name for p in profiles]
@@ -61,7 +64,7 @@ def label_videos(
             continue
         with tempfile.TemporaryDirectory(prefix="chaffee-speakers-") as folder:
             try:
-                audio = source.fetch_audio(video, Path(folder), smallest=True)
+                audio = obtain_audio(source, video, Path(folder), keep_dir=keep_dir, smallest=True)
                 labelling = label_samples(decode(audio), profiles, encoder(), params)
             except (TranscriptFailure, UndecodableAudio, SpeakerInputError) as exc:
                 why = f"video {video.video_id}: {exc}"
