@@ -60,7 +60,7 @@ def test_the_interface_check_catches_a_missing_member_and_a_changed_signature() 
     assert contract_problems(NoAudio()) != []
     assert isinstance(RenamedArgument(), VideoSource)
     assert contract_problems(RenamedArgument()) == [
-        "fetch_audio('video', 'folder') differs from VideoSource.fetch_audio('video', 'dest_dir')"
+        "fetch_audio('video', 'folder') differs from VideoSource.fetch_audio('video', 'dest_dir', 'smallest')"
     ]
 
 
