@@ -10,7 +10,9 @@ How (docs/speakers.md measures each step):
 4. A cluster whose centroid is close enough to a profile is that person; a window far from its
    cluster's verdict keeps its own.
 5. Smoothing over time: each voiced frame takes the windows around it, weighted by closeness, then
-   a median over `smooth_s`; flips shorter than `min_turn_s` join their neighbours.
+   a median over `smooth_s`; flips shorter than `min_turn_s` join their neighbours; a stretch
+   shorter than `fragment_s` set apart by pauses takes the speaker of the turns on both sides; turns
+   reach `edge_s` into the silence around them.
 """
 
 from __future__ import annotations
@@ -95,6 +97,13 @@ class LabelParams:
     min_turn_s: float = 1.0
     vad_aggressiveness: int = 1  # WebRTC's 0 (hears most as speech) to 3
     bridge_s: float = 1.0  # a pause this short between two stretches of one speaker stays inside the turn
+    # A stretch of speech this short, set apart by pauses, is judged by the turns around it: one
+    # window says little about a voice, two turns of one speaker on both sides say much.
+    fragment_s: float = 1.5
+    fragment_gap_s: float = 2.0  # the longest pause between a fragment and what surrounds it
+    edge_s: float = (
+        0.2  # turns reach this far into the silence around them (the detector clips soft onsets and tails)
+    )
     max_cluster_windows: int = 1500  # longer recordings are clustered in pieces of this many windows
     # Adapting to the recording's channel: windows surely the host (own similarity >= sure_host) and
     # surely not (<= sure_other) give in-recording means; every window then goes to the nearer mean.
@@ -260,24 +269,47 @@ def label_samples(
     vectors = encoder.embed(frames, starts)
     usable = [p for p in profiles if p.model == encoder.name]
     names = [p.name for p in usable] + [OTHER]
-    if usable:
-        scores = _window_scores(vectors, np.stack([p.vector for p in usable]), params)
-    else:
-        scores = np.zeros((len(starts), 0), dtype=np.float32)
-    # The "other" column: a window is someone else unless a profile clears the threshold.
-    scores = np.concatenate([scores, np.full((len(starts), 1), params.cluster_threshold)], axis=1)
-    frame_scores = _spread_to_frames(scores, starts, window, len(frames), params)
-    choice = frame_scores.argmax(axis=1)
-    choice[~voiced] = -1
-    choice = _drop_short_flips(choice, int(round(params.min_turn_s / FRAME_S)))
-    choice = _bridge_pauses(choice, int(round(params.bridge_s / FRAME_S)))
-    margin = np.sort(frame_scores, axis=1)
-    margin = margin[:, -1] - margin[:, -2] if margin.shape[1] > 1 else np.ones(len(frames))
+    profile_matrix = np.stack([p.vector for p in usable]) if usable else np.zeros((0, vectors.shape[1]))
+    choice, margin = decide(vectors, starts, voiced, window, profile_matrix, params)
     turns = []
     for start, end, label in _label_runs(choice):
         confidence = float(1 / (1 + np.exp(-np.mean(margin[start:end]) / 0.03)))
         turns.append(Turn(start * FRAME_S, min(end * FRAME_S, duration), names[label], confidence))
     return Labelling(turns, host, duration, float(voiced.sum()) * FRAME_S, encoder.name)
+
+
+def decide(
+    vectors: np.ndarray,
+    starts: np.ndarray,
+    voiced: np.ndarray,
+    window: int,
+    profile_matrix: np.ndarray,
+    params: LabelParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per 10 ms frame, the index of the profile speaking (len(profiles) for `other`, -1 for silence),
+    and the margin between the winning and the next score (how sure)."""
+    total = len(voiced)
+    if len(profile_matrix):
+        scores = _window_scores(vectors, profile_matrix, params)
+    else:
+        scores = np.zeros((len(starts), 0), dtype=np.float32)
+    # The "other" column: a window is someone else unless a profile clears the threshold.
+    scores = np.concatenate([scores, np.full((len(starts), 1), params.cluster_threshold)], axis=1)
+    frame_scores = _spread_to_frames(scores, starts, window, total, params)
+    choice = frame_scores.argmax(axis=1)
+    choice[~voiced] = -1
+    choice = _drop_short_flips(choice, int(round(params.min_turn_s / FRAME_S)))
+    bridge = int(round(params.bridge_s / FRAME_S))
+    choice = _bridge_pauses(choice, bridge)
+    # Fragments are judged once a turn's own short pauses are bridged, then their pauses are too.
+    choice = _absorb_fragments(
+        choice, int(round(params.fragment_s / FRAME_S)), int(round(params.fragment_gap_s / FRAME_S))
+    )
+    choice = _bridge_pauses(choice, bridge)
+    choice = _pad_turns(choice, int(round(params.edge_s / FRAME_S)))
+    margin = np.sort(frame_scores, axis=1)
+    margin = margin[:, -1] - margin[:, -2] if margin.shape[1] > 1 else np.ones(total)
+    return choice, margin
 
 
 def _spread_to_frames(
@@ -320,6 +352,43 @@ def _drop_short_flips(choice: np.ndarray, min_frames: int) -> np.ndarray:
     return out
 
 
+def _absorb_fragments(choice: np.ndarray, max_frames: int, max_gap: int) -> np.ndarray:
+    """Short stretches set apart by pauses take the speaker of the turns on both sides.
+
+    A chain of stretches each shorter than `max_frames`, linked by pauses of at most `max_gap`,
+    with a longer turn of one speaker at each end (each within `max_gap`), becomes that speaker's.
+    A chain with a turn on one side only (the recording's start or end) keeps its own labels: a
+    caller's first words before the host answers are just such a stretch.
+    """
+    out = choice.copy()
+    labelled = _label_runs(out)
+    index = 0
+    while index < len(labelled):
+        if labelled[index][1] - labelled[index][0] >= max_frames:
+            index += 1
+            continue
+        last = index  # the chain of short stretches: labelled[index : last + 1]
+        while (
+            last + 1 < len(labelled)
+            and labelled[last + 1][1] - labelled[last + 1][0] < max_frames
+            and labelled[last + 1][0] - labelled[last][1] <= max_gap
+        ):
+            last += 1
+        before = labelled[index - 1] if index > 0 else None
+        after = labelled[last + 1] if last + 1 < len(labelled) else None
+        if (
+            before is not None
+            and after is not None
+            and before[2] == after[2]
+            and labelled[index][0] - before[1] <= max_gap
+            and after[0] - labelled[last][1] <= max_gap
+        ):
+            for start, end, _ in labelled[index : last + 1]:
+                out[start:end] = before[2]
+        index = last + 1
+    return out
+
+
 def _bridge_pauses(choice: np.ndarray, max_frames: int) -> np.ndarray:
     """Silences of at most `max_frames` between two runs of the same speaker become part of the turn:
     the detector hears a breath or a stop consonant as silence, a listener hears one turn."""
@@ -328,6 +397,22 @@ def _bridge_pauses(choice: np.ndarray, max_frames: int) -> np.ndarray:
     for before, after in zip(labelled, labelled[1:], strict=False):
         if before[2] == after[2] and 0 < after[0] - before[1] <= max_frames:
             out[before[1] : after[0]] = before[2]
+    return out
+
+
+def _pad_turns(choice: np.ndarray, frames: int) -> np.ndarray:
+    """Each turn reaches up to `frames` into the silence on either side, never into another turn."""
+    out = choice.copy()
+    if frames <= 0:
+        return out
+    for start, end, label in _label_runs(choice):
+        first = start
+        while first > 0 and start - first < frames and out[first - 1] == -1:
+            first -= 1
+        last = end
+        while last < len(out) and last - end < frames and out[last] == -1:
+            last += 1
+        out[first:last] = label
     return out
 
 
