@@ -17,6 +17,7 @@ from chaffee_assets.speakers.labelling import (
     LabelParams,
     _absorb_fragments,
     _pad_turns,
+    _window_scores,
     decide,
     label_samples,
     profile_from_samples,
@@ -254,6 +255,25 @@ def test_a_fragment_keeps_its_label_when_the_turns_around_it_disagree_or_are_far
         assert np.array_equal(_absorb_fragments(choice, 150, 200), choice), name
     near = _frames_of((5.0, host), (1.5, pause), (1.0, other), (0.5, pause), (5.0, host))
     assert set(_absorb_fragments(near, 150, 200).tolist()) == {host, pause}
+
+
+def test_a_far_field_voice_near_the_profile_as_a_group_is_still_told_from_the_host() -> None:
+    # A meeting room: the host's windows at 0.97 to his profile; a second voice's windows each near
+    # 0.68, but as a group (the room's noise averaged out) at 0.86, so that a cluster of them clears
+    # the profile's threshold by itself. The recording's own sure windows tell the two apart.
+    rng = np.random.default_rng(0)
+    host = np.zeros((20, 256))
+    host[:, 0], host[:, 1:] = 3.0, rng.normal(0, 0.05, (20, 255))
+    other = np.zeros((20, 256))
+    other[:, 0], other[:, 5], other[:, 6:] = 1.0, 0.6, rng.normal(0, 0.9 / np.sqrt(250), (20, 250))
+    vectors = np.concatenate([host, other])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    profile = _unit_with_similarity(1.0, 1)[None, :]
+    group = other.mean(axis=0) / np.linalg.norm(other.mean(axis=0))
+    assert float(group @ profile[0]) > 0.80
+    scores = _window_scores(vectors.astype(np.float32), profile, LabelParams())[:, 0]
+    assert (scores[:20] >= 0.80).all()
+    assert (scores[20:] < 0.80).all()
 
 
 def test_turns_reach_a_little_into_silence_but_never_into_another_turn() -> None:
