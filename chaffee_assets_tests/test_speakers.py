@@ -276,6 +276,28 @@ def test_a_far_field_voice_near_the_profile_as_a_group_is_still_told_from_the_ho
     assert (scores[20:] < 0.80).all()
 
 
+def test_with_two_other_voices_each_is_told_from_the_host_by_its_own_mean() -> None:
+    # A meeting: the host, a voice far from him heard often, and a voice nearer him heard little.
+    # One mean of "the others" sits nearer the second voice's windows to the host than to the
+    # second voice itself; grouped into voices, each window finds its own.
+    rng = np.random.default_rng(1)
+
+    def voice(count: int, similarities: np.ndarray, axis: int) -> np.ndarray:
+        vectors = np.zeros((count, 256))
+        vectors[:, 0], vectors[:, axis] = similarities, np.sqrt(1 - similarities**2)
+        vectors[:, 10:] = rng.normal(0, 0.01, (count, 246))
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    host = voice(20, np.full(20, 0.97), 1)
+    often = voice(16, np.full(16, 0.60), 3)
+    nearer = voice(6, np.linspace(0.66, 0.76, 6), 4)
+    vectors = np.concatenate([host, often, nearer]).astype(np.float32)
+    profile = _unit_with_similarity(1.0, 2)[None, :]
+    scores = _window_scores(vectors, profile, LabelParams())[:, 0]
+    assert (scores[:20] >= 0.80).all()
+    assert (scores[20:] < 0.80).all()
+
+
 def test_turns_reach_a_little_into_silence_but_never_into_another_turn() -> None:
     choice = _frames_of((0.5, -1), (1.0, 0), (0.1, -1), (1.0, 1), (1.0, -1))
     padded = _pad_turns(choice, 20)

@@ -4,7 +4,9 @@ How (docs/speakers.md measures each step):
 1. Voice activity first: silence gets no turn and no window.
 2. Speaker vectors for windows of 1.6 s every `hop_s` over the voiced time (one mel spectrogram for
    the whole recording, windows sliced from it).
-3. The recording's own windows clustered (average linkage on cosine distance): a voice is judged by
+3. With one profile, first the recording's own sure-host and sure-other windows (the others grouped
+   into voices): each window goes to the nearest, which carries the room's or line's channel.
+   Otherwise the recording's own windows clustered (average linkage on cosine distance): a voice is judged by
    the centroid of all its windows, which is far steadier than any single window, so the threshold
    adapts to the recording instead of being one fixed number for every window.
 4. A cluster whose centroid is close enough to a profile is that person; a window far from its
@@ -106,14 +108,15 @@ class LabelParams:
     )
     max_cluster_windows: int = 1500  # longer recordings are clustered in pieces of this many windows
     # Adapting to the recording's channel: windows surely the host (own similarity >= sure_host) and
-    # surely not (<= sure_other) give in-recording means; every window then goes to the nearer mean.
+    # surely not (<= sure_other) give in-recording means; every window then goes to the nearest,
+    # the sure-other windows grouped into voices first.
     refine: bool = True
     sure_host: float = 0.80
     sure_other: float = 0.70
     min_sure_windows: int = 3
-    min_group_gap: float = (
-        0.1  # the sure-other group this much further from the profile than the sure-host group
-    )
+    min_group_gap: float = 0.1  # how much further than the sure-host group the sure-other group sits
+    other_voice_distance: float = 0.2  # sure-other windows closer than this are one voice
+    min_other_voice_windows: int = 2
 
 
 def as_float(samples: np.ndarray) -> np.ndarray:
@@ -222,13 +225,28 @@ def _refined_scores(vectors: np.ndarray, profile: np.ndarray, params: LabelParam
     # group; another voice sits clearly further, even where a far-field room brings it to 0.80.
     if float(host_mean @ profile) - float(other_mean @ profile) < params.min_group_gap:
         return None
-    # A window is the host when nearer the host's mean than the others'; centred on the threshold
-    # the rest of the labeller compares with.
-    margin = vectors @ host_mean - vectors @ other_mean
+    # The others are often several voices (a meeting, a panel): their one mean can sit nearer one of
+    # them to the host than to that voice itself. So the sure-other windows are grouped into voices,
+    # and a window is the host when nearer the host's mean than every other voice's; the margin is
+    # centred on the threshold the rest of the labeller compares with.
+    voice_means = _voice_means(vectors[sure_other], params) or [other_mean]
+    nearest_other = np.max(np.stack([vectors @ mean for mean in voice_means]), axis=0)
+    margin = vectors @ host_mean - nearest_other
     chosen = margin > 0
-    if float(_unit(vectors[chosen].mean(axis=0)) @ profile) < params.cluster_threshold:
+    if not chosen.any() or float(_unit(vectors[chosen].mean(axis=0)) @ profile) < params.cluster_threshold:
         return None  # the group it would call the host is not, as a whole, the enrolled voice
     return params.cluster_threshold + margin
+
+
+def _voice_means(vectors: np.ndarray, params: LabelParams) -> list[np.ndarray]:
+    """Unit means of the voices among `vectors` (average linkage at `other_voice_distance`); a group
+    of fewer than `min_other_voice_windows` is one stray window, not a voice."""
+    ids = _clusters(vectors, params.other_voice_distance, params.max_cluster_windows)
+    return [
+        _unit(vectors[ids == voice].mean(axis=0))
+        for voice in np.unique(ids)
+        if (ids == voice).sum() >= params.min_other_voice_windows
+    ]
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
