@@ -440,11 +440,14 @@ def _pad_turns(choice: np.ndarray, frames: int) -> np.ndarray:
 
 def _label_runs(choice: np.ndarray) -> list[tuple[int, int, int]]:
     """[start, end, label) runs of equal non-negative labels (-1 is silence)."""
-    found: list[tuple[int, int, int]] = []
-    start = 0
-    for index in range(1, len(choice) + 1):
-        if index == len(choice) or choice[index] != choice[start]:
-            if choice[start] >= 0:
-                found.append((start, index, int(choice[start])))
-            start = index
-    return found
+    if len(choice) == 0:
+        return []
+    edges = np.flatnonzero(np.diff(choice)) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [len(choice)]))
+    labels = choice[starts]
+    keep = labels >= 0
+    return [
+        (int(start), int(end), int(label))
+        for start, end, label in zip(starts[keep], ends[keep], labels[keep], strict=True)
+    ]
