@@ -1,6 +1,7 @@
 """Who-said-it evaluation: the labeller against the reference on seeded recordings of real speech.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/eval_speakers.py [--shared ../shared] [--seed 7] [--tune]
+    PYTHONPATH=$PWD .venv/bin/python bench/eval_speakers.py [--shared ../shared] [--seed 7] [--rows]
+        [--hosts 2033 ...] [--no-ami | --only-ami] [--params '{"edge_s": 0}']
 
 Composes monologue / interview / live Q&A / no-host recordings from LibriSpeech speakers (every
 test-other speaker in turn as the host, enrolled from utterances not in the recordings) and takes the
@@ -116,7 +117,8 @@ def main() -> None:
     parser.add_argument(
         "--hosts", nargs="*", help="LibriSpeech test-other speakers to use as hosts (default: all)"
     )
-    parser.add_argument("--no-ami", action="store_true")
+    parser.add_argument("--no-ami", action="store_true", help="only the composed LibriSpeech recordings")
+    parser.add_argument("--only-ami", action="store_true", help="only the AMI pairs")
     parser.add_argument("--reference-threshold", type=float, default=REFERENCE_THRESHOLD)
     parser.add_argument(
         "--params", type=json.loads, default={}, help='labeller settings as JSON, e.g. {"hop_s": 0.8}'
@@ -125,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.shared / "realdata" / "speakers"
     params = LabelParams(**args.params)
-    cases = librispeech_cases(root / "librispeech", args.seed, args.hosts)
+    cases = [] if args.only_ami else librispeech_cases(root / "librispeech", args.seed, args.hosts)
     if not args.no_ami:
         cases += ami_cases(root / "ami")
     with tempfile.TemporaryDirectory(prefix="chaffee-speakers-eval-") as folder:

@@ -13,7 +13,16 @@ import pytest
 from chaffee_assets.cli.main import main
 from chaffee_assets.speakers.encoder import SAMPLE_RATE, load_encoder
 from chaffee_assets.speakers.evaluation import librispeech_cases, predicted_host, score
-from chaffee_assets.speakers.labelling import label_samples, profile_from_samples
+from chaffee_assets.speakers.labelling import (
+    LabelParams,
+    _absorb_fragments,
+    _pad_turns,
+    _window_scores,
+    decide,
+    label_samples,
+    profile_from_samples,
+    speech_windows,
+)
 from chaffee_assets.speakers.store import write_labelling
 from chaffee_assets.speakers.vad import voiced_frames
 from chaffee_assets.transcription.audio import decode, encode_mp3
@@ -193,6 +202,109 @@ def test_monologue_is_the_host_and_a_recording_without_him_has_no_host(composed_
         result = score(recording, predicted_host(labelling.turns, "host", int(recording.duration_s * 100)))
         assert result.agreement >= least, kind
         assert result.false_host_rate <= 0.01, kind
+
+
+def _unit_with_similarity(similarity: float, axis: int, size: int = 256) -> np.ndarray:
+    """A unit vector at `similarity` to the first axis, the rest along `axis`."""
+    vector = np.zeros(size, dtype=np.float32)
+    vector[0], vector[axis] = similarity, np.sqrt(1 - similarity**2)
+    return vector
+
+
+def _frames_of(*stretches: tuple[float, int]) -> np.ndarray:
+    """Per 10 ms frame a label (-1 silence) from (seconds, label) stretches."""
+    return np.concatenate([np.full(int(round(seconds * 100)), label) for seconds, label in stretches])
+
+
+def test_isolated_fragments_between_two_host_turns_are_the_host() -> None:
+    # The host, then two sub-second stretches set apart by pauses whose own windows sit at 0.65 to
+    # his profile (one window is a noisy witness), then the host again: a listener hears one speaker.
+    layout = _frames_of((4.0, 0), (0.45, -1), (0.9, 1), (1.75, -1), (0.9, 1), (1.2, -1), (4.0, 0), (0.5, -1))
+    voiced = layout >= 0
+    starts = speech_windows(voiced, 160, 80)
+    host_vector, fragment_vector = _unit_with_similarity(0.92, 1), _unit_with_similarity(0.65, 2)
+    vectors = np.stack(
+        [
+            fragment_vector
+            if (layout[s : s + 160] == 1).sum() > (layout[s : s + 160] == 0).sum()
+            else host_vector
+            for s in starts
+        ]
+    )
+    profile = _unit_with_similarity(1.0, 1)[None, :]
+    choice, _ = decide(vectors, starts, voiced, 160, profile, LabelParams())
+    assert (choice[voiced] == 0).all()
+    # Judged alone, the fragments are someone else: the turns around them are what decide.
+    alone, _ = decide(vectors, starts, voiced, 160, profile, LabelParams(fragment_s=0.0))
+    assert (alone[layout == 1] == 1).all()
+
+
+def test_a_fragment_keeps_its_label_when_the_turns_around_it_disagree_or_are_far() -> None:
+    host, other, pause = 0, 1, -1
+    cases = {
+        # a caller's first words before the host answers: a turn on one side only
+        "one side": _frames_of((1.2, other), (0.5, pause), (5.0, host)),
+        # between the host and a guest
+        "two speakers": _frames_of((5.0, host), (0.5, pause), (1.0, other), (0.5, pause), (5.0, other)),
+        # a guest's full turn between two of the host's
+        "a real turn": _frames_of((5.0, host), (0.5, pause), (3.0, other), (0.5, pause), (5.0, host)),
+        # a pause longer than the gap on one side
+        "far": _frames_of((5.0, host), (2.5, pause), (1.0, other), (0.5, pause), (5.0, host)),
+    }
+    for name, choice in cases.items():
+        assert np.array_equal(_absorb_fragments(choice, 150, 200), choice), name
+    near = _frames_of((5.0, host), (1.5, pause), (1.0, other), (0.5, pause), (5.0, host))
+    assert set(_absorb_fragments(near, 150, 200).tolist()) == {host, pause}
+
+
+def test_a_far_field_voice_near_the_profile_as_a_group_is_still_told_from_the_host() -> None:
+    # A meeting room: the host's windows at 0.97 to his profile; a second voice's windows each near
+    # 0.68, but as a group (the room's noise averaged out) at 0.86, so that a cluster of them clears
+    # the profile's threshold by itself. The recording's own sure windows tell the two apart.
+    rng = np.random.default_rng(0)
+    host = np.zeros((20, 256))
+    host[:, 0], host[:, 1:] = 3.0, rng.normal(0, 0.05, (20, 255))
+    other = np.zeros((20, 256))
+    other[:, 0], other[:, 5], other[:, 6:] = 1.0, 0.6, rng.normal(0, 0.9 / np.sqrt(250), (20, 250))
+    vectors = np.concatenate([host, other])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    profile = _unit_with_similarity(1.0, 1)[None, :]
+    group = other.mean(axis=0) / np.linalg.norm(other.mean(axis=0))
+    assert float(group @ profile[0]) > 0.80
+    scores = _window_scores(vectors.astype(np.float32), profile, LabelParams())[:, 0]
+    assert (scores[:20] >= 0.80).all()
+    assert (scores[20:] < 0.80).all()
+
+
+def test_with_two_other_voices_each_is_told_from_the_host_by_its_own_mean() -> None:
+    # A meeting: the host, a voice far from him heard often, and a voice nearer him heard little.
+    # One mean of "the others" sits nearer the second voice's windows to the host than to the
+    # second voice itself; grouped into voices, each window finds its own.
+    rng = np.random.default_rng(1)
+
+    def voice(count: int, similarities: np.ndarray, axis: int) -> np.ndarray:
+        vectors = np.zeros((count, 256))
+        vectors[:, 0], vectors[:, axis] = similarities, np.sqrt(1 - similarities**2)
+        vectors[:, 10:] = rng.normal(0, 0.01, (count, 246))
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    host = voice(20, np.full(20, 0.97), 1)
+    often = voice(16, np.full(16, 0.60), 3)
+    nearer = voice(6, np.linspace(0.66, 0.76, 6), 4)
+    vectors = np.concatenate([host, often, nearer]).astype(np.float32)
+    profile = _unit_with_similarity(1.0, 2)[None, :]
+    scores = _window_scores(vectors, profile, LabelParams())[:, 0]
+    assert (scores[:20] >= 0.80).all()
+    assert (scores[20:] < 0.80).all()
+
+
+def test_turns_reach_a_little_into_silence_but_never_into_another_turn() -> None:
+    choice = _frames_of((0.5, -1), (1.0, 0), (0.1, -1), (1.0, 1), (1.0, -1))
+    padded = _pad_turns(choice, 20)
+    assert (padded[:30] == -1).all() and (padded[30:150] == 0).all()  # 0.2 s before the first turn
+    assert (padded[150:160] == 0).all()  # the 0.1 s between the turns: the first reaches it first
+    assert (padded[160:260] == 1).all()  # the second turn is not eaten into
+    assert (padded[260:280] == 1).all() and (padded[280:] == -1).all()
 
 
 def _library_video(folder: Path, video_id: str, cues: list[tuple[float, float, str]]) -> None:

@@ -4,13 +4,17 @@ How (docs/speakers.md measures each step):
 1. Voice activity first: silence gets no turn and no window.
 2. Speaker vectors for windows of 1.6 s every `hop_s` over the voiced time (one mel spectrogram for
    the whole recording, windows sliced from it).
-3. The recording's own windows clustered (average linkage on cosine distance): a voice is judged by
+3. With one profile, first the recording's own sure-host and sure-other windows (the others grouped
+   into voices): each window goes to the nearest, which carries the room's or line's channel.
+   Otherwise the recording's own windows clustered (average linkage on cosine distance): a voice is judged by
    the centroid of all its windows, which is far steadier than any single window, so the threshold
    adapts to the recording instead of being one fixed number for every window.
 4. A cluster whose centroid is close enough to a profile is that person; a window far from its
    cluster's verdict keeps its own.
 5. Smoothing over time: each voiced frame takes the windows around it, weighted by closeness, then
-   a median over `smooth_s`; flips shorter than `min_turn_s` join their neighbours.
+   a median over `smooth_s`; flips shorter than `min_turn_s` join their neighbours; a stretch
+   shorter than `fragment_s` set apart by pauses takes the speaker of the turns on both sides; turns
+   reach `edge_s` into the silence around them.
 """
 
 from __future__ import annotations
@@ -95,13 +99,24 @@ class LabelParams:
     min_turn_s: float = 1.0
     vad_aggressiveness: int = 1  # WebRTC's 0 (hears most as speech) to 3
     bridge_s: float = 1.0  # a pause this short between two stretches of one speaker stays inside the turn
+    # A stretch of speech this short, set apart by pauses, is judged by the turns around it: one
+    # window says little about a voice, two turns of one speaker on both sides say much.
+    fragment_s: float = 1.5
+    fragment_gap_s: float = 2.0  # the longest pause between a fragment and what surrounds it
+    edge_s: float = (
+        0.2  # turns reach this far into the silence around them (the detector clips soft onsets and tails)
+    )
     max_cluster_windows: int = 1500  # longer recordings are clustered in pieces of this many windows
     # Adapting to the recording's channel: windows surely the host (own similarity >= sure_host) and
-    # surely not (<= sure_other) give in-recording means; every window then goes to the nearer mean.
+    # surely not (<= sure_other) give in-recording means; every window then goes to the nearest,
+    # the sure-other windows grouped into voices first.
     refine: bool = True
     sure_host: float = 0.80
     sure_other: float = 0.70
     min_sure_windows: int = 3
+    min_group_gap: float = 0.1  # how much further than the sure-host group the sure-other group sits
+    other_voice_distance: float = 0.2  # sure-other windows closer than this are one voice
+    min_other_voice_windows: int = 2
 
 
 def as_float(samples: np.ndarray) -> np.ndarray:
@@ -205,17 +220,33 @@ def _refined_scores(vectors: np.ndarray, profile: np.ndarray, params: LabelParam
         return None
     host_mean = _unit(vectors[sure_host].mean(axis=0))
     other_mean = _unit(vectors[sure_other].mean(axis=0))
-    # In a monologue the "sure other" windows are the host's own weakest: as a group they are still
-    # the enrolled voice, and splitting them off would call the host someone else.
-    if float(other_mean @ profile) >= params.cluster_threshold:
+    # In a monologue the "sure other" windows are the host's own weakest: splitting them off would
+    # call the host someone else. Such a group sits nearly as close to the profile as the sure-host
+    # group; another voice sits clearly further, even where a far-field room brings it to 0.80.
+    if float(host_mean @ profile) - float(other_mean @ profile) < params.min_group_gap:
         return None
-    # A window is the host when nearer the host's mean than the others'; centred on the threshold
-    # the rest of the labeller compares with.
-    margin = vectors @ host_mean - vectors @ other_mean
+    # The others are often several voices (a meeting, a panel): their one mean can sit nearer one of
+    # them to the host than to that voice itself. So the sure-other windows are grouped into voices,
+    # and a window is the host when nearer the host's mean than every other voice's; the margin is
+    # centred on the threshold the rest of the labeller compares with.
+    voice_means = _voice_means(vectors[sure_other], params) or [other_mean]
+    nearest_other = np.max(np.stack([vectors @ mean for mean in voice_means]), axis=0)
+    margin = vectors @ host_mean - nearest_other
     chosen = margin > 0
-    if float(_unit(vectors[chosen].mean(axis=0)) @ profile) < params.cluster_threshold:
+    if not chosen.any() or float(_unit(vectors[chosen].mean(axis=0)) @ profile) < params.cluster_threshold:
         return None  # the group it would call the host is not, as a whole, the enrolled voice
     return params.cluster_threshold + margin
+
+
+def _voice_means(vectors: np.ndarray, params: LabelParams) -> list[np.ndarray]:
+    """Unit means of the voices among `vectors` (average linkage at `other_voice_distance`); a group
+    of fewer than `min_other_voice_windows` is one stray window, not a voice."""
+    ids = _clusters(vectors, params.other_voice_distance, params.max_cluster_windows)
+    return [
+        _unit(vectors[ids == voice].mean(axis=0))
+        for voice in np.unique(ids)
+        if (ids == voice).sum() >= params.min_other_voice_windows
+    ]
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -260,24 +291,47 @@ def label_samples(
     vectors = encoder.embed(frames, starts)
     usable = [p for p in profiles if p.model == encoder.name]
     names = [p.name for p in usable] + [OTHER]
-    if usable:
-        scores = _window_scores(vectors, np.stack([p.vector for p in usable]), params)
-    else:
-        scores = np.zeros((len(starts), 0), dtype=np.float32)
-    # The "other" column: a window is someone else unless a profile clears the threshold.
-    scores = np.concatenate([scores, np.full((len(starts), 1), params.cluster_threshold)], axis=1)
-    frame_scores = _spread_to_frames(scores, starts, window, len(frames), params)
-    choice = frame_scores.argmax(axis=1)
-    choice[~voiced] = -1
-    choice = _drop_short_flips(choice, int(round(params.min_turn_s / FRAME_S)))
-    choice = _bridge_pauses(choice, int(round(params.bridge_s / FRAME_S)))
-    margin = np.sort(frame_scores, axis=1)
-    margin = margin[:, -1] - margin[:, -2] if margin.shape[1] > 1 else np.ones(len(frames))
+    profile_matrix = np.stack([p.vector for p in usable]) if usable else np.zeros((0, vectors.shape[1]))
+    choice, margin = decide(vectors, starts, voiced, window, profile_matrix, params)
     turns = []
     for start, end, label in _label_runs(choice):
         confidence = float(1 / (1 + np.exp(-np.mean(margin[start:end]) / 0.03)))
         turns.append(Turn(start * FRAME_S, min(end * FRAME_S, duration), names[label], confidence))
     return Labelling(turns, host, duration, float(voiced.sum()) * FRAME_S, encoder.name)
+
+
+def decide(
+    vectors: np.ndarray,
+    starts: np.ndarray,
+    voiced: np.ndarray,
+    window: int,
+    profile_matrix: np.ndarray,
+    params: LabelParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per 10 ms frame, the index of the profile speaking (len(profiles) for `other`, -1 for silence),
+    and the margin between the winning and the next score (how sure)."""
+    total = len(voiced)
+    if len(profile_matrix):
+        scores = _window_scores(vectors, profile_matrix, params)
+    else:
+        scores = np.zeros((len(starts), 0), dtype=np.float32)
+    # The "other" column: a window is someone else unless a profile clears the threshold.
+    scores = np.concatenate([scores, np.full((len(starts), 1), params.cluster_threshold)], axis=1)
+    frame_scores = _spread_to_frames(scores, starts, window, total, params)
+    choice = frame_scores.argmax(axis=1)
+    choice[~voiced] = -1
+    choice = _drop_short_flips(choice, int(round(params.min_turn_s / FRAME_S)))
+    bridge = int(round(params.bridge_s / FRAME_S))
+    choice = _bridge_pauses(choice, bridge)
+    # Fragments are judged once a turn's own short pauses are bridged, then their pauses are too.
+    choice = _absorb_fragments(
+        choice, int(round(params.fragment_s / FRAME_S)), int(round(params.fragment_gap_s / FRAME_S))
+    )
+    choice = _bridge_pauses(choice, bridge)
+    choice = _pad_turns(choice, int(round(params.edge_s / FRAME_S)))
+    margin = np.sort(frame_scores, axis=1)
+    margin = margin[:, -1] - margin[:, -2] if margin.shape[1] > 1 else np.ones(total)
+    return choice, margin
 
 
 def _spread_to_frames(
@@ -320,6 +374,43 @@ def _drop_short_flips(choice: np.ndarray, min_frames: int) -> np.ndarray:
     return out
 
 
+def _absorb_fragments(choice: np.ndarray, max_frames: int, max_gap: int) -> np.ndarray:
+    """Short stretches set apart by pauses take the speaker of the turns on both sides.
+
+    A chain of stretches each shorter than `max_frames`, linked by pauses of at most `max_gap`,
+    with a longer turn of one speaker at each end (each within `max_gap`), becomes that speaker's.
+    A chain with a turn on one side only (the recording's start or end) keeps its own labels: a
+    caller's first words before the host answers are just such a stretch.
+    """
+    out = choice.copy()
+    labelled = _label_runs(out)
+    index = 0
+    while index < len(labelled):
+        if labelled[index][1] - labelled[index][0] >= max_frames:
+            index += 1
+            continue
+        last = index  # the chain of short stretches: labelled[index : last + 1]
+        while (
+            last + 1 < len(labelled)
+            and labelled[last + 1][1] - labelled[last + 1][0] < max_frames
+            and labelled[last + 1][0] - labelled[last][1] <= max_gap
+        ):
+            last += 1
+        before = labelled[index - 1] if index > 0 else None
+        after = labelled[last + 1] if last + 1 < len(labelled) else None
+        if (
+            before is not None
+            and after is not None
+            and before[2] == after[2]
+            and labelled[index][0] - before[1] <= max_gap
+            and after[0] - labelled[last][1] <= max_gap
+        ):
+            for start, end, _ in labelled[index : last + 1]:
+                out[start:end] = before[2]
+        index = last + 1
+    return out
+
+
 def _bridge_pauses(choice: np.ndarray, max_frames: int) -> np.ndarray:
     """Silences of at most `max_frames` between two runs of the same speaker become part of the turn:
     the detector hears a breath or a stop consonant as silence, a listener hears one turn."""
@@ -331,13 +422,32 @@ def _bridge_pauses(choice: np.ndarray, max_frames: int) -> np.ndarray:
     return out
 
 
+def _pad_turns(choice: np.ndarray, frames: int) -> np.ndarray:
+    """Each turn reaches up to `frames` into the silence on either side, never into another turn."""
+    out = choice.copy()
+    if frames <= 0:
+        return out
+    for start, end, label in _label_runs(choice):
+        first = start
+        while first > 0 and start - first < frames and out[first - 1] == -1:
+            first -= 1
+        last = end
+        while last < len(out) and last - end < frames and out[last] == -1:
+            last += 1
+        out[first:last] = label
+    return out
+
+
 def _label_runs(choice: np.ndarray) -> list[tuple[int, int, int]]:
     """[start, end, label) runs of equal non-negative labels (-1 is silence)."""
-    found: list[tuple[int, int, int]] = []
-    start = 0
-    for index in range(1, len(choice) + 1):
-        if index == len(choice) or choice[index] != choice[start]:
-            if choice[start] >= 0:
-                found.append((start, index, int(choice[start])))
-            start = index
-    return found
+    if len(choice) == 0:
+        return []
+    edges = np.flatnonzero(np.diff(choice)) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [len(choice)]))
+    labels = choice[starts]
+    keep = labels >= 0
+    return [
+        (int(start), int(end), int(label))
+        for start, end, label in zip(starts[keep], ends[keep], labels[keep], strict=True)
+    ]
