@@ -6,12 +6,10 @@ loads the instance from dagster.yaml and nothing else."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 import psycopg
 
-from chaffee_assets.dagster_instance import project_instance, sqlalchemy_psycopg2_url
+from chaffee_assets.dagster_instance import project_instance
 from chaffee_assets.dagster_storage import (
     KeptConnectionsEventLogStorage,
     KeptConnectionsRunStorage,
@@ -19,6 +17,7 @@ from chaffee_assets.dagster_storage import (
 )
 
 from .conftest import _fresh_database
+from .dagster_instances import kept_connections_instance
 
 
 def _connections_opened(url: str) -> int:
@@ -30,22 +29,7 @@ def _connections_opened(url: str) -> int:
         ).fetchone()[0]
 
 
-def _instance(url: str, home: Path) -> dg.DagsterInstance:
-    """An instance on its own database, with the storages the project's dagster.yaml names."""
-    storages = {
-        "run_storage": "KeptConnectionsRunStorage",
-        "event_log_storage": "KeptConnectionsEventLogStorage",
-        "schedule_storage": "KeptConnectionsScheduleStorage",
-    }
-    (home / "dagster.yaml").write_text(
-        "".join(
-            f"{key}:\n  module: chaffee_assets.dagster_storage\n  class: {name}\n"
-            f'  config:\n    postgres_url: "{sqlalchemy_psycopg2_url(url)}"\n'
-            for key, name in storages.items()
-        ),
-        encoding="utf-8",
-    )
-    return dg.DagsterInstance.from_config(str(home))
+_instance = kept_connections_instance
 
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01")

@@ -22,6 +22,7 @@ from chaffee_assets.search import search
 from chaffee_assets.settings import DEFAULT_EMBEDDING_MODEL, settings
 
 from .conftest import _fresh_database, shared_path
+from .dagster_instances import kept_connections_instance
 
 TABLES = ("videos", "transcripts", "transcript_attempts", "segments", "segment_embeddings")
 
@@ -49,10 +50,10 @@ def _sessions_ended(url: str) -> int:
         ).fetchone()[0]
 
 
-def _ingest(library: Path, days: list[date]) -> list[dg.AssetCheckEvaluation]:
+def _ingest(library: Path, days: list[date], dagster_url: str, home: Path) -> list[dg.AssetCheckEvaluation]:
     source = video_source_config(settings(), library_dir=str(library))
-    # A test instance, entered: Dagster resolves definitions-state storage through the current one.
-    with dg.instance_for_test() as instance:
+    # Entered: Dagster resolves definitions-state storage through the current instance.
+    with kept_connections_instance(dagster_url, home) as instance:
         report = ingest_days(
             days, instance=instance, run_config={"resources": {"video_source": {"config": source}}}
         )
@@ -66,14 +67,19 @@ def dev_library() -> Path:
 
 
 @pytest.fixture(scope="module")
-def ingested_dev_library(embedded_admin_url: str, dev_library: Path):
-    """The 211-video dev library ingested once, end to end, for the tests of this module."""
+def ingested_dev_library(
+    embedded_admin_url: str, dev_library: Path, tmp_path_factory: pytest.TempPathFactory
+):
+    """The 211-video dev library ingested once, end to end, for the tests of this module; Dagster's
+    runs and events in their own database, as in production."""
     url = _fresh_database(embedded_admin_url, "devlib")
+    dagster = {"dagster_url": _fresh_database(embedded_admin_url, "devlib_dagster"),
+               "home": tmp_path_factory.mktemp("dagster_home")}  # fmt: skip
     previous = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url
     days = sorted(LibrarySource(dev_library).publish_dates())
-    checks = _ingest(dev_library, days)
-    yield {"url": url, "days": days, "checks": checks, "sessions": _sessions_ended(url)}
+    checks = _ingest(dev_library, days, **dagster)
+    yield {"url": url, "days": days, "checks": checks, "sessions": _sessions_ended(url), "dagster": dagster}
     if previous is None:
         os.environ.pop("DATABASE_URL", None)
     else:
@@ -152,7 +158,7 @@ def test_the_runs_steps_share_kept_warehouse_connections(ingested_dev_library):
 
 def test_rematerialising_the_same_partitions_changes_no_row(ingested_dev_library, dev_library):
     before = _snapshot(ingested_dev_library["url"])
-    _ingest(dev_library, ingested_dev_library["days"])
+    _ingest(dev_library, ingested_dev_library["days"], **ingested_dev_library["dagster"])
     assert _snapshot(ingested_dev_library["url"]) == before
 
 
