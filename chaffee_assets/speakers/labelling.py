@@ -72,11 +72,14 @@ class Labelling:
 
     @property
     def host_share(self) -> float | None:
-        """The host's share of the voiced time (None when no host profile was given or nothing is voiced)."""
+        """The host's share of the time anyone speaks (None when no host profile was given or
+        nothing is voiced). Measured on the turns, which reach a little into the silence around
+        them, so everyone's speech is counted alike."""
         if self.host is None or self.voiced_s <= 0:
             return None
         spoken = sum(t.end_s - t.start_s for t in self.turns if t.speaker == self.host)
-        return min(1.0, spoken / self.voiced_s)
+        everyone = sum(t.end_s - t.start_s for t in self.turns)
+        return min(1.0, spoken / everyone) if everyone > 0 else None
 
     def as_json(self) -> dict[str, object]:
         share = self.host_share
