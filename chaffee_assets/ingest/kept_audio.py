@@ -33,7 +33,7 @@ def obtain_audio(
     source: VideoSource, video: Video, work_dir: Path, *, keep_dir: Path | None, smallest: bool = False
 ) -> Path:
     """The video's audio: the kept file when there is one, else fetched into `work_dir` (which the
-    caller deletes) and, with `keep_dir`, moved there for the steps after."""
+    caller deletes) and, with `keep_dir`, copied there for the steps after."""
     if keep_dir is not None and (found := kept_audio(keep_dir, video.video_id)) is not None:
         return found
     fetched = source.fetch_audio(video, work_dir, smallest=smallest)

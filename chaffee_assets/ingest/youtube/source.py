@@ -341,7 +341,7 @@ class YouTubeSource:
     def fetch_audio(self, video: Video, dest_dir: Path, *, smallest: bool = False) -> Path:
         """An audio-only stream, no video, no re-encoding, under `dest_dir`: the best one for speech
         recognition, or with `smallest` the lowest bitrate that serves telling voices apart
-        (`SMALLEST_AUDIO`: a 16 kHz encoder, measured on 64 kb/s MP3; a tenth of the download).
+        (`SMALLEST_AUDIO`: a 16 kHz encoder, measured on 64 kb/s MP3; about a third of the bytes).
 
         A dropped connection is retried by the pacer; yt-dlp resumes from its `.part` file.
         """
