@@ -524,9 +524,12 @@ def _restore_in_transaction(
                 (migration.version, migration.name, migration.checksum),
             )
             report.migrations_after.append(migration.path.name)
+    # The dump's record of its definitions came back with the rows; what differs from this code's
+    # means the probe searches below cannot be repeated. Every definition is applied whatever the
+    # record says: the functions here so far are the migrations' first versions, not the dump's.
     recorded = dict(conn.execute("SELECT name, checksum FROM schema_definitions").fetchall())
     stale = stale_definitions(recorded, available_definitions())
-    for definition in stale:
+    for definition in available_definitions():
         conn.execute(definition.sql)
         conn.execute(
             "INSERT INTO schema_definitions (name, checksum) VALUES (%s, %s) "
