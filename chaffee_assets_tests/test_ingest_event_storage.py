@@ -29,9 +29,6 @@ def _connections_opened(url: str) -> int:
         ).fetchone()[0]
 
 
-_instance = kept_connections_instance
-
-
 DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01")
 
 
@@ -60,7 +57,7 @@ def _connections_for_a_30_day_run(instance: dg.DagsterInstance, url: str, month:
 
 def test_a_run_over_many_days_writes_its_events_without_a_connection_each(embedded_admin_url, tmp_path):
     url = _fresh_database(embedded_admin_url, "dagster_events")
-    instance = _instance(url, tmp_path)
+    instance = kept_connections_instance(url, tmp_path)
     opened = _connections_for_a_30_day_run(instance, url, "2024-01")
     # 30 days: 60 asset events (planned and done), each of which used to open a connection.
     assert opened <= 5, f"{opened} connections opened for a run of 30 days"
@@ -102,7 +99,7 @@ def test_the_asset_table_s_columns_are_read_from_the_catalog_once_per_process(
         return reflect(self, conn, column_name)
 
     monkeypatch.setattr(SqlEventLogStorage, "_has_asset_key_col_on_connection", counting)
-    instance = _instance(_fresh_database(embedded_admin_url, "dagster_columns"), tmp_path)
+    instance = kept_connections_instance(_fresh_database(embedded_admin_url, "dagster_columns"), tmp_path)
     try:
         _connections_for_a_30_day_run(
             instance,

@@ -10,13 +10,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from chaffee_assets.ingest.library import AUDIO_EXTENSIONS
 from chaffee_assets.ingest.sources import VideoSource
 from chaffee_assets.ingest.videos import Video
 
-# What yt-dlp writes for an audio-only stream, and what a library folder holds beside a video.
-AUDIO_SUFFIXES = frozenset(
-    {".m4a", ".webm", ".opus", ".ogg", ".mp3", ".wav", ".flac", ".aac", ".mka", ".mp4"}
-)
+# What a library folder holds beside a video, which covers yt-dlp's audio-only streams too, and
+# the video file yt-dlp's last fallback (`best`) writes when a video has no audio-only stream.
+AUDIO_SUFFIXES = frozenset({f".{ext}" for ext in AUDIO_EXTENSIONS} | {".mp4"})
 
 
 def kept_audio(keep_dir: Path, video_id: str) -> Path | None:
