@@ -12,7 +12,7 @@ import pytest
 from chaffee_assets.definitions import INGEST_ASSETS
 from chaffee_assets.ingest_runner import EMPTY_DAY_METADATA_KEY, calendar_days, mark_empty_days
 from chaffee_assets_tests.conftest import _fresh_database
-from chaffee_assets_tests.test_ingest_event_storage import _instance
+from chaffee_assets_tests.dagster_instances import kept_connections_instance
 
 ASSET_KEYS = [asset.key for asset in INGEST_ASSETS]
 YEAR = [date(2016, 1, 1) + timedelta(days=offset) for offset in range(366)]
@@ -21,7 +21,7 @@ YEAR = [date(2016, 1, 1) + timedelta(days=offset) for offset in range(366)]
 @pytest.fixture
 def instance(embedded_admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "100")  # as the `chaffee` command sets it
-    instance = _instance(_fresh_database(embedded_admin_url, "empty_days"), tmp_path)
+    instance = kept_connections_instance(_fresh_database(embedded_admin_url, "empty_days"), tmp_path)
     yield instance
     instance.dispose()
 

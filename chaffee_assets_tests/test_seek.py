@@ -72,7 +72,9 @@ def _one_hit(text: str, window_start_s: float, window_end_s: float, salt_at: int
     from chaffee_assets.search import Hit, HitWords
 
     hit = Hit(1, "vid", "t", None, window_start_s, window_end_s, text, "", 1.0, 1, 1)
-    words = HitWords(lengths=[len(text.split())], positions=[{"salt": [salt_at]}], weights=WEIGHTS, floor=None)
+    words = HitWords(
+        lengths=[len(text.split())], positions=[{"salt": [salt_at]}], weights=WEIGHTS, floor=None
+    )
     return hit, words
 
 
