@@ -1,13 +1,15 @@
 """Who-said-it evaluation: the labeller against the reference on seeded recordings of real speech.
 
     PYTHONPATH=$PWD .venv/bin/python bench/eval_speakers.py [--shared ../shared] [--seed 7] [--rows]
-        [--hosts 2033 ...] [--no-ami | --only-ami] [--params '{"edge_s": 0}']
+        [--hosts 2033 ...] [--no-ami | --only-ami] [--params '{"edge_s": 0}'] [--model campplus]
 
 Composes monologue / interview / live Q&A / no-host recordings from LibriSpeech speakers (every
 test-other speaker in turn as the host, enrolled from utterances not in the recordings) and takes the
 AMI pairs (a recurring speaker enrolled from one meeting, looked for in another). Each recording is
 written as MP3 and both labellers decode it themselves, so the speed (minutes of audio per CPU-minute
 of this process, all threads) includes decoding. Prints a table per kind and the speed of each.
+The reference is always Resemblyzer's windows at one threshold; `--model` picks the labeller's voice
+model (its thresholds in that model's scale, `LabelParams.for_model`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import json
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from chaffee_assets.speakers.encoder import FRAME_S, load_encoder
+from chaffee_assets.speakers.encoder import DEFAULT_SPEAKER_MODEL, FRAME_S, load_encoder
 from chaffee_assets.speakers.evaluation import (
     ZERO,
     Case,
@@ -43,8 +46,8 @@ from chaffee_assets.transcription.audio import decode, encode_mp3
 REFERENCE_THRESHOLD = 0.75
 
 
-def run(cases: list[Case], params: LabelParams, reference_threshold: float, folder: Path) -> dict:
-    encoder = load_encoder()
+def run(cases: list[Case], params: LabelParams, reference_threshold: float, folder: Path, model: str) -> dict:
+    encoder, reference_encoder = load_encoder(model), load_encoder(DEFAULT_SPEAKER_MODEL)
     totals: dict[tuple[str, str], Score] = defaultdict(lambda: ZERO)
     per_recording = []
     cpu = {"ours": 0.0, "reference": 0.0}
@@ -52,6 +55,9 @@ def run(cases: list[Case], params: LabelParams, reference_threshold: float, fold
     for case in cases:
         try:
             profile = profile_from_samples("host", True, case.enrolment, encoder, min_speech_s=4.0)
+            reference_profile = profile_from_samples(
+                "host", True, case.enrolment, reference_encoder, min_speech_s=4.0
+            )
         except SpeakerInputError as exc:
             print(f"skipped {case.condition}: {exc}")
             continue
@@ -65,7 +71,9 @@ def run(cases: list[Case], params: LabelParams, reference_threshold: float, fold
             ours = label_samples(decode(path), [profile], encoder, params)
             cpu["ours"] += time.process_time() - started
             started = time.process_time()
-            reference = reference_label(decode(path), profile, encoder, reference_threshold)
+            reference = reference_label(
+                decode(path), reference_profile, reference_encoder, reference_threshold
+            )
             cpu["reference"] += time.process_time() - started
             row = {"recording": recording.name, "kind": recording.kind, "condition": case.condition}
             for system, labelling in (("ours", ours), ("reference", reference)):
@@ -124,15 +132,16 @@ def main() -> None:
         "--params", type=json.loads, default={}, help='labeller settings as JSON, e.g. {"hop_s": 0.8}'
     )
     parser.add_argument("--rows", action="store_true", help="print every recording's scores")
+    parser.add_argument("--model", default=DEFAULT_SPEAKER_MODEL, help="the labeller's voice model")
     args = parser.parse_args()
     root = args.shared / "realdata" / "speakers"
-    params = LabelParams(**args.params)
+    params = replace(LabelParams.for_model(args.model), **args.params)
     cases = [] if args.only_ami else librispeech_cases(root / "librispeech", args.seed, args.hosts)
     if not args.no_ami:
         cases += ami_cases(root / "ami")
     with tempfile.TemporaryDirectory(prefix="chaffee-speakers-eval-") as folder:
-        result = run(cases, params, args.reference_threshold, Path(folder))
-    report(f"seed {args.seed}, hosts {args.hosts or 'all'}, {params}", result)
+        result = run(cases, params, args.reference_threshold, Path(folder), args.model)
+    report(f"{args.model}, seed {args.seed}, hosts {args.hosts or 'all'}, {params}", result)
     if args.rows:
         for row in result["rows"]:
             print(row)

