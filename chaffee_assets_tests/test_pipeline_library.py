@@ -157,8 +157,14 @@ def test_the_runs_steps_share_kept_warehouse_connections(ingested_dev_library):
 
 
 def test_rematerialising_the_same_partitions_changes_no_row(ingested_dev_library, dev_library):
+    # Every fourth publish day, spread over the library's whole span (50 of 198 days): a re-run takes
+    # the same path for every day, and the snapshot is of whole tables, so a duplicated or rewritten
+    # row anywhere shows; the ingest above is not paid twice (test_failure_drills re-runs single
+    # partitions in detail).
+    days = ingested_dev_library["days"][::4]
+    assert len(days) >= 50
     before = _snapshot(ingested_dev_library["url"])
-    _ingest(dev_library, ingested_dev_library["days"], **ingested_dev_library["dagster"])
+    _ingest(dev_library, days, **ingested_dev_library["dagster"])
     assert _snapshot(ingested_dev_library["url"]) == before
 
 
