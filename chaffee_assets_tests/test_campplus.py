@@ -116,3 +116,34 @@ def test_chaffee_speakers_with_campplus_as_a_user_runs_it(warehouse_url: str, tm
     assert time_of("Anthony", 0, host_end) >= 0.8 * host_end and time_of("other", 0, host_end) == 0, turns
     assert time_of("other", guest_start, guest_end) >= 0.8 * (guest_end - guest_start), turns
     assert time_of("Anthony", guest_start, guest_end) == 0, turns
+
+
+def test_switching_the_voice_model_says_the_host_must_be_enrolled_again(warehouse_url: str, capsys) -> None:
+    """A host enrolled with the default model cannot be found by CAM++: `label` and the pipeline's
+    unknown labels say so, naming both models, instead of a bare "no host"."""
+    from chaffee_assets.cli.main import main
+    from chaffee_assets.speakers.pipeline import no_host_message
+    from chaffee_assets.warehouse import connect
+
+    host = _utterances("1688")
+    assert main(["speakers", "enroll", "Anthony", *map(str, host[:3]), "--host"]) == 0
+    capsys.readouterr()
+    with connect(warehouse_url) as conn:
+        message = no_host_message(conn, CAMPPLUS_MODEL)
+        assert no_host_message(conn, "resemblyzer").startswith(
+            "no host enrolled: run"
+        )  # his own model finds him
+    assert "voice model campplus" in message and "made with resemblyzer" in message, message
+    assert "chaffee speakers enroll Anthony" in message
+
+    env = {**os.environ, "DATABASE_URL": warehouse_url, "CHAFFEE_SPEAKER_MODEL": "campplus"}
+    labelled = subprocess.run(
+        [CHAFFEE, "speakers", "label", str(host[5]), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert labelled.returncode != 0 and labelled.stdout == ""
+    [line] = labelled.stderr.strip().splitlines()
+    assert "no voice profiles for model campplus" in line and "made with resemblyzer" in line, line

@@ -119,19 +119,27 @@ def _list(args: argparse.Namespace) -> int:
 
 def _label(args: argparse.Namespace) -> int:
     from chaffee_assets.speakers.labelling import SpeakerInputError, label_samples
-    from chaffee_assets.speakers.store import load_profiles
+    from chaffee_assets.speakers.store import host_of_another_model, load_profiles
 
     samples = _samples(args.audio)
     encoder = _encoder()
     with _connection() as conn:
         profiles = load_profiles(conn, encoder.name)
+        host_elsewhere = host_of_another_model(conn, encoder.name)
+    # Profiles are made by one voice model and only that model can compare with them.
+    elsewhere = (
+        f" ({host_elsewhere[0]}'s profile was made with {host_elsewhere[1]}: enrol him again with "
+        f"CHAFFEE_SPEAKER_MODEL={encoder.name})"
+        if host_elsewhere
+        else ""
+    )
     if not profiles:
         raise UserError(
-            f"no voice profiles for model {encoder.name}: enrol the host first with "
+            f"no voice profiles for model {encoder.name}{elsewhere}: enrol the host first with "
             "`chaffee speakers enroll NAME AUDIO… --host`"
         )
     if not any(p.is_host for p in profiles):
-        print("warning: no host enrolled: host_share is null", file=sys.stderr)
+        print(f"warning: no host enrolled{elsewhere}: host_share is null", file=sys.stderr)
     try:
         labelling = label_samples(samples, profiles, encoder)
     except SpeakerInputError as exc:

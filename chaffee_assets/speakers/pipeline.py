@@ -21,6 +21,18 @@ from chaffee_assets.transcription.audio import UndecodableAudio, decode
 NO_HOST = "no host enrolled: run `chaffee speakers enroll NAME AUDIO… --host`"
 
 
+def no_host_message(conn: psycopg.Connection, model: str) -> str:
+    """Why no video can be labelled: no host at all, or a host enrolled under another voice model."""
+    other = store.host_of_another_model(conn, model)
+    if other is None:
+        return NO_HOST
+    name, his_model = other
+    return (
+        f"no host enrolled for voice model {model}: {name}'s profile was made with {his_model}; "
+        f"enrol him again with this model (`chaffee speakers enroll {name} AUDIO… --host`)"
+    )
+
+
 @dataclass
 class LabelReport:
     labelled: list[str] = field(default_factory=list)
@@ -54,10 +66,11 @@ def label_videos(
     profiles = store.load_profiles(conn, model)
     names = [p.name for p in profiles]
     has_host = any(p.is_host for p in profiles)
+    why_no_host = "" if has_host else no_host_message(conn, model)
     for video in videos:
         if not has_host:
-            store.write_unknown(conn, video.video_id, NO_HOST)
-            report.unknown[video.video_id] = NO_HOST
+            store.write_unknown(conn, video.video_id, why_no_host)
+            report.unknown[video.video_id] = why_no_host
             continue
         if not force and _up_to_date(conn, video.video_id, model, names):
             report.unchanged.append(video.video_id)

@@ -62,6 +62,14 @@ def load_profiles(conn: psycopg.Connection, model: str | None = None) -> list[Pr
     ]
 
 
+def host_of_another_model(conn: psycopg.Connection, model: str) -> tuple[str, str] | None:
+    """The host's (name, model) when his profile was made by a voice model other than `model`: after
+    the setting changes, he must be enrolled again before that model can find him."""
+    return conn.execute(
+        "SELECT name, model FROM speaker_profiles WHERE is_host AND model <> %s", (model,)
+    ).fetchone()
+
+
 def profile_rows(conn: psycopg.Connection) -> list[tuple]:
     """(name, is_host, model, speech_s, sources, enrolled_at) for `chaffee speakers list`."""
     return conn.execute(
