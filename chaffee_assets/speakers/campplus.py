@@ -22,9 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from chaffee_assets.speakers.encoder import SAMPLE_RATE, SpeakerModelUnavailable
+from chaffee_assets.speakers.encoder import (
+    CAMPPLUS_MODEL,
+    SAMPLE_RATE,
+    SpeakerModelUnavailable,
+    embed_in_batches,
+    windows_at,
+)
 
-CAMPPLUS_MODEL = "campplus"
 _WEIGHTS = "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
 _N_MELS = 80
 _FRAME = 400  # 25 ms
@@ -236,7 +241,6 @@ class CAMPPlusEncoder:
     def __init__(self, device: str = "cpu", batch_size: int = 32) -> None:
         import torch
 
-        self._torch = torch
         self.device = device
         self.batch_size = batch_size
         self._model = _network()
@@ -249,20 +253,11 @@ class CAMPPlusEncoder:
         return kaldi_fbank(samples)
 
     def embed(self, frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        torch = self._torch
         if len(starts) == 0 or len(frames) == 0:
             return np.zeros((0, 192), dtype=np.float32)
-        index = np.asarray(starts)[:, None] + np.arange(self.window_frames)[None, :]
-        windows = frames[np.minimum(index, len(frames) - 1)]
+        windows = windows_at(frames, starts, self.window_frames)
+        # Each window's own mean removed, as the model was trained (per-utterance mean normalisation).
         windows = windows - windows.mean(axis=1, keepdims=True)
-        out: list[np.ndarray] = []
-        threads = torch.get_num_threads()
-        with self._lock, torch.inference_mode():
-            torch.set_num_threads(1)  # as for the default encoder: a second thread buys little here
-            for first in range(0, len(windows), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(windows[first : first + self.batch_size]))
-                vectors = self._model(batch.to(self.device))
-                vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
-                out.append(vectors.cpu().numpy())
-            torch.set_num_threads(threads)
-        return np.concatenate(out).astype(np.float32)
+        return embed_in_batches(
+            windows, self._model, batch_size=self.batch_size, device=self.device, lock=self._lock
+        )

@@ -25,6 +25,7 @@ import numpy as np
 SAMPLE_RATE = 16_000
 FRAME_S = 0.01  # one mel frame every 10 ms
 DEFAULT_SPEAKER_MODEL = "resemblyzer"
+CAMPPLUS_MODEL = "campplus"  # speakers/campplus.py
 _N_FFT = 400  # 25 ms
 _HOP = 160  # 10 ms
 _N_MELS = 40
@@ -89,6 +90,37 @@ def mel_power_frames(samples: np.ndarray) -> np.ndarray:
     return (power.astype(np.float32) @ _mel_filters().T).astype(np.float32)
 
 
+def windows_at(frames: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """(windows, length, features): the frames of each window, the last frame repeated past the end."""
+    index = np.asarray(starts)[:, None] + np.arange(length)[None, :]
+    return frames[np.minimum(index, len(frames) - 1)]
+
+
+def embed_in_batches(
+    windows: np.ndarray, forward, *, batch_size: int, device: str, lock: threading.Lock
+) -> np.ndarray:
+    """Unit-length vectors of `forward` (a torch network from batches to vectors) over `windows`.
+
+    One thread: a second one mostly spins waiting on these small matrix products, costing CPU time
+    for little speed (docs/speakers.md); the setting is the process's, so it is restored.
+    """
+    import torch
+
+    out: list[np.ndarray] = []
+    threads = torch.get_num_threads()
+    with lock, torch.inference_mode():
+        torch.set_num_threads(1)
+        try:
+            for first in range(0, len(windows), batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(windows[first : first + batch_size]))
+                vectors = forward(batch.to(device))
+                vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
+                out.append(vectors.cpu().numpy())
+        finally:
+            torch.set_num_threads(threads)
+    return np.concatenate(out).astype(np.float32)
+
+
 def resemblyzer_weights() -> Path:
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or spec.origin is None:
@@ -123,25 +155,19 @@ class ResemblyzerEncoder:
         return mel_power_frames(samples)
 
     def embed(self, frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        torch = self._torch
         if len(starts) == 0:
             return np.zeros((0, 256), dtype=np.float32)
-        index = np.asarray(starts)[:, None] + np.arange(self.window_frames)[None, :]
-        windows = frames[np.minimum(index, len(frames) - 1)]
-        out: list[np.ndarray] = []
-        # One thread: a second one mostly spins waiting on these small matrix products, costing CPU
-        # time for little speed (docs/speakers.md); the setting is the process's, so it is restored.
-        threads = torch.get_num_threads()
-        with self._lock, torch.inference_mode():
-            torch.set_num_threads(1)
-            for first in range(0, len(windows), self.batch_size):
-                batch = torch.from_numpy(windows[first : first + self.batch_size]).to(self.device)
-                _, (hidden, _) = self._lstm(batch)
-                vectors = torch.relu(self._linear(hidden[-1]))
-                vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
-                out.append(vectors.cpu().numpy())
-            torch.set_num_threads(threads)
-        return np.concatenate(out).astype(np.float32)
+        return embed_in_batches(
+            windows_at(frames, starts, self.window_frames),
+            self._forward,
+            batch_size=self.batch_size,
+            device=self.device,
+            lock=self._lock,
+        )
+
+    def _forward(self, batch):
+        _, (hidden, _) = self._lstm(batch)
+        return self._torch.relu(self._linear(hidden[-1]))
 
 
 class HubEncoder:
@@ -206,7 +232,7 @@ def load_encoder(name: str | None = None, device: str | None = None) -> VoiceEnc
         if key not in _ENCODERS:
             if name == DEFAULT_SPEAKER_MODEL:
                 _ENCODERS[key] = ResemblyzerEncoder(device)
-            elif name == "campplus":
+            elif name == CAMPPLUS_MODEL:
                 from chaffee_assets.speakers.campplus import CAMPPlusEncoder
 
                 _ENCODERS[key] = CAMPPlusEncoder(device)

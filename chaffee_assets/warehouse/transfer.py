@@ -528,8 +528,9 @@ def _restore_in_transaction(
     # means the probe searches below cannot be repeated. Every definition is applied whatever the
     # record says: the functions here so far are the migrations' first versions, not the dump's.
     recorded = dict(conn.execute("SELECT name, checksum FROM schema_definitions").fetchall())
-    stale = stale_definitions(recorded, available_definitions())
-    for definition in available_definitions():
+    definitions = available_definitions()
+    stale = stale_definitions(recorded, definitions)
+    for definition in definitions:
         conn.execute(definition.sql)
         conn.execute(
             "INSERT INTO schema_definitions (name, checksum) VALUES (%s, %s) "
