@@ -155,6 +155,22 @@ def start(service: ServiceProcess) -> None:
     threading.Thread(target=lambda: service.output.extend(iter(stream.readline, "")), daemon=True).start()
 
 
+def run_to_completion(service: ServiceProcess, timeout_s: float) -> None:
+    """Start a one-shot service and wait for it to exit 0, as compose's
+    `condition: service_completed_successfully` does before it starts what depends on it."""
+    start(service)
+    assert service.process
+    try:
+        returncode = service.process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"{service.name} still running after {timeout_s:.0f} s:\n{service.log()}"
+        ) from None
+    if returncode != 0:
+        time.sleep(0.2)  # the reader thread's last lines
+        raise AssertionError(f"{service.name} exited with {returncode}:\n{service.log()}")
+
+
 def wait_healthy(service: ServiceProcess, timeout_s: float) -> None:
     """Run the service's own health check until it passes, as Docker does."""
     assert service.healthcheck and service.process

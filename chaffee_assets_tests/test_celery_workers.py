@@ -115,6 +115,13 @@ def celery_ingest(embedded_admin_url: str, chaffee_home: Path, tmp_path_factory:
         logs = {name: folder / f"worker-{name}.log" for name in QUEUES}
         try:
             compose = topology.load_compose()
+            # compose.yaml's `migrate`, which the workers wait for: two workers that each create the
+            # instance's tables on a fresh database race, and the loser exits.
+            migrate = subprocess.run(
+                shlex.split(compose["services"]["migrate"]["command"]),
+                env=env, cwd=REPO, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+            assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
             for name in QUEUES:
                 # compose.yaml's command; the environment is `chaffee db env`'s (this machine's instance).
                 argv = shlex.split(

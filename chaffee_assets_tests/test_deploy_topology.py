@@ -38,6 +38,8 @@ pytestmark = [
 ASSETS = ["videos", "transcripts", "segments", "segment_embeddings"]
 # Services the topology starts, in order; `postgres` is the embedded server (or any other).
 STARTED = ["code-server", "webserver", "daemon", "search"]
+# Services that run to completion before the others start.
+ONE_SHOT = ["migrate"]
 
 LAUNCH_BACKFILL = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -116,6 +118,9 @@ def deployment(embedded_admin_url: str, chaffee_home: Path, tmp_path_factory: py
     compose = topology.load_compose()
     services = {name: topology.service_process(compose, name, variables, mounts) for name in STARTED}
     with topology.running(list(services.values())):
+        # What every other Dagster service waits for (`service_completed_successfully`).
+        for name in ONE_SHOT:
+            topology.run_to_completion(topology.service_process(compose, name, variables, mounts), 180)
         topology.start(services["code-server"])
         topology.start(services["search"])
         topology.wait_healthy(services["code-server"], timeout_s=180)
@@ -185,7 +190,7 @@ def test_compose_file_says_what_the_topology_ran(deployment: Deployment):
     compose = deployment.compose
     # Services behind a profile (the Celery workers) are run by test_celery_workers.py.
     default = {name for name, service in compose["services"].items() if not service.get("profiles")}
-    assert default == {"postgres", *STARTED}, "a service the topology does not run"
+    assert default == {"postgres", *ONE_SHOT, *STARTED}, "a service the topology does not run"
     assert differences(compose, deployment) == []
     _assert_static_agreement(compose)
 
@@ -254,6 +259,14 @@ def _assert_static_agreement(compose: dict) -> None:
     workspace_vars = set(re.findall(r"env: (\w+)", (topology.DEPLOY / "workspace.yaml").read_text()))
     for name in ("code-server", "webserver", "daemon"):
         assert instance_vars | {"DAGSTER_HOME"} <= set(compose["services"][name]["environment"]), name
+    # Every other process that loads the instance starts after `migrate` made its tables: started
+    # together on a fresh database, they race to create them and the losers exit.
+    loads_instance = [n for n, s in compose["services"].items() if "DAGSTER_HOME" in s.get("environment", {})]
+    assert {"code-server", "webserver", "daemon", "worker", "worker-gpu", "migrate"} <= set(loads_instance)
+    for name in set(loads_instance) - {"migrate"}:
+        waits_for = compose["services"][name].get("depends_on", {}).get("migrate", {})
+        assert waits_for.get("condition") == "service_completed_successfully", name
+    assert compose["services"]["migrate"]["command"] == "dagster instance migrate"
     for name in ("webserver", "daemon"):
         assert workspace_vars <= set(compose["services"][name]["environment"]), name
         assert "deploy/workspace.yaml" in compose["services"][name]["command"]
