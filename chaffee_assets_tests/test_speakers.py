@@ -184,6 +184,21 @@ def composed_case():
     return librispeech_cases(shared_path("realdata", "speakers", "librispeech"), seed=3, hosts=["2414"])[0]
 
 
+@pytest.mark.parametrize("model", ["resemblyzer", "campplus"])
+def test_spectra_in_batches_equal_the_whole_recording_framed_at_once(model: str, monkeypatch) -> None:
+    """The front ends frame a recording in batches (to stay in the cache): a batch boundary anywhere,
+    here every 7 frames, gives the frames the whole recording framed at once gives."""
+    from chaffee_assets.speakers import campplus, encoder
+
+    speech = decode(_utterances(HOST_SPEAKER)[0]).astype(np.float32) / 32768.0
+    front_end = encoder.mel_power_frames if model == "resemblyzer" else campplus.kaldi_fbank
+    whole = front_end(speech)
+    monkeypatch.setattr(encoder, "SPECTRUM_BATCH_FRAMES", 7)
+    batched = front_end(speech)
+    assert len(whole) > 100 * 7 and batched.shape == whole.shape and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-6 * float(np.abs(whole).max()))
+
+
 def test_composed_recordings_are_rebuilt_the_same_from_their_seed(composed_case) -> None:
     again = librispeech_cases(shared_path("realdata", "speakers", "librispeech"), seed=3, hosts=["2414"])[0]
     assert [r.name for r in again.recordings] == [r.name for r in composed_case.recordings]

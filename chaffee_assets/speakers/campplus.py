@@ -27,6 +27,9 @@ from chaffee_assets.speakers.encoder import (
     SAMPLE_RATE,
     SpeakerModelUnavailable,
     embed_in_batches,
+    framed,
+    in_frame_batches,
+    power_spectrum,
     windows_at,
 )
 
@@ -78,21 +81,20 @@ def _povey_window() -> np.ndarray:
 def kaldi_fbank(samples: np.ndarray) -> np.ndarray:
     """(frames, 80) log mel energies as Kaldi computes them (no dither, DC removed, pre-emphasis 0.97,
     Povey window, frames wholly inside the signal), one every 10 ms."""
-    count = 1 + (len(samples) - _FRAME) // _SHIFT
-    if count <= 0:
-        return np.zeros((0, _N_MELS), dtype=np.float32)
     # Kaldi's int16 scale (the per-window mean removes any scale anyway).
     scaled = samples.astype(np.float32) * 32768.0
-    frames = np.lib.stride_tricks.as_strided(
-        scaled, shape=(count, _FRAME), strides=(scaled.strides[0] * _SHIFT, scaled.strides[0])
-    )
-    frames = frames - frames.mean(axis=1, keepdims=True)
-    emphasised = np.empty_like(frames)
-    emphasised[:, 1:] = frames[:, 1:] - 0.97 * frames[:, :-1]
-    emphasised[:, 0] = frames[:, 0] * (1 - 0.97)
-    power = np.abs(np.fft.rfft(emphasised * _povey_window(), n=_N_FFT, axis=1)) ** 2
-    energies = power.astype(np.float32) @ _mel_banks().T
-    return np.log(np.maximum(energies, np.finfo(np.float32).eps)).astype(np.float32)
+    window, banks = _povey_window(), _mel_banks().T
+    floor = np.finfo(np.float32).eps
+
+    def log_mel(frames: np.ndarray) -> np.ndarray:
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        emphasised = np.empty_like(frames)
+        emphasised[:, 1:] = frames[:, 1:] - 0.97 * frames[:, :-1]
+        emphasised[:, 0] = frames[:, 0] * (1 - 0.97)
+        energies = power_spectrum(emphasised * window, _N_FFT) @ banks
+        return np.log(np.maximum(energies, floor))
+
+    return in_frame_batches(framed(scaled, _FRAME, _SHIFT), _N_MELS, log_mel)
 
 
 def _network():

@@ -151,19 +151,25 @@ MODEL_THRESHOLDS: dict[str, dict[str, float]] = {
 
 def as_float(samples: np.ndarray) -> np.ndarray:
     if samples.dtype == np.int16:
-        return samples.astype(np.float32) / 32768.0
-    return samples.astype(np.float32)
+        return np.multiply(samples, 1 / 32768.0, dtype=np.float32)
+    return samples.astype(np.float32, copy=False)
 
 
 def normalise_loudness(samples: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     """Samples scaled so the voiced part sits at TARGET_DBFS."""
     per_frame = int(SAMPLE_RATE * FRAME_S)
-    mask = np.repeat(voiced, per_frame)[: len(samples)]
-    speech = samples[: len(mask)][mask] if mask.any() else samples
-    power = float(np.mean(speech.astype(np.float64) ** 2))
+    whole = min(len(voiced), len(samples) // per_frame)
+    # Energy per 10 ms frame (no copy of the recording, nor a mask as long as it).
+    frames = samples[: whole * per_frame].reshape(whole, per_frame)
+    energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64)
+    speech = voiced[:whole]
+    if speech.any():
+        power = float(energy[speech].sum()) / (int(speech.sum()) * per_frame)
+    else:
+        power = float(np.mean(samples.astype(np.float64) ** 2)) if len(samples) else 0.0
     if power <= 1e-12:
         return samples
-    return (samples * 10 ** ((TARGET_DBFS - 10 * np.log10(power)) / 20)).astype(np.float32)
+    return np.multiply(samples, 10 ** ((TARGET_DBFS - 10 * np.log10(power)) / 20), dtype=np.float32)
 
 
 def _fit(mask: np.ndarray, length: int) -> np.ndarray:
