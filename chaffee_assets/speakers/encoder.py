@@ -79,7 +79,7 @@ def _mel_filters() -> np.ndarray:
 # Frames per batch of spectra. Framing a whole recording at once builds arrays of gigabytes for an
 # hour (every frame's samples, then its complex spectrum in float64), and moving them through memory
 # cost a quarter of the labeller's time; batches that stay in the cache cost a tenth of that
-# (bench/speaker_frontend.py).
+# (bench/bench_speaker_frontend.py).
 SPECTRUM_BATCH_FRAMES = 4096
 
 
@@ -89,7 +89,10 @@ def framed(samples: np.ndarray, length: int, shift: int) -> np.ndarray:
     if count <= 0:
         return np.zeros((0, length), dtype=samples.dtype)
     return np.lib.stride_tricks.as_strided(
-        samples, shape=(count, length), strides=(samples.strides[0] * shift, samples.strides[0]), writeable=False
+        samples,
+        shape=(count, length),
+        strides=(samples.strides[0] * shift, samples.strides[0]),
+        writeable=False,
     )
 
 

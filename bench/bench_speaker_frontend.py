@@ -1,7 +1,7 @@
 """The voice models' front end on an hour of real speech: spectra in batches against the whole
 recording framed at once, measured in the same run.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/speaker_frontend.py [--shared ../shared] [--minutes 60]
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_speaker_frontend.py [--shared ../shared] [--minutes 60]
 
 An hour is LibriSpeech's test-other utterances from ../shared repeated. Framing a whole recording at
 once (each 10 ms frame's samples, then its complex spectrum in float64, then the power) builds arrays
@@ -56,8 +56,12 @@ def main() -> None:
     folder = args.shared / "realdata" / "speakers" / "librispeech" / "test-other"
     speech = np.concatenate([decode(path) for path in sorted(folder.glob("*/*.flac"))])
     repeats = int(np.ceil(args.minutes * 60 * encoder.SAMPLE_RATE / len(speech)))
-    samples = (np.tile(speech, repeats)[: int(args.minutes * 60 * encoder.SAMPLE_RATE)] / 32768.0).astype(np.float32)
-    print(f"{len(samples) / encoder.SAMPLE_RATE / 60:.0f} minutes of speech, batches of {encoder.SPECTRUM_BATCH_FRAMES} frames\n")
+    samples = (np.tile(speech, repeats)[: int(args.minutes * 60 * encoder.SAMPLE_RATE)] / 32768.0).astype(
+        np.float32
+    )
+    print(
+        f"{len(samples) / encoder.SAMPLE_RATE / 60:.0f} minutes of speech, batches of {encoder.SPECTRUM_BATCH_FRAMES} frames\n"
+    )
     print("| front end | whole recording, CPU s | in batches, CPU s | ratio | largest difference |")
     print("|---|---|---|---|---|")
     for name, whole, batched in (
@@ -67,7 +71,9 @@ def main() -> None:
         before, expected = cpu_seconds(whole, samples)
         after, got = cpu_seconds(batched, samples)
         difference = float(np.abs(expected - got).max() / max(np.abs(expected).max(), 1e-12))
-        print(f"| {name} | {before:.2f} | {after:.2f} | {before / after:.1f} x | {difference:.1e} of the largest value |")
+        print(
+            f"| {name} | {before:.2f} | {after:.2f} | {before / after:.1f} x | {difference:.1e} of the largest value |"
+        )
 
 
 if __name__ == "__main__":
