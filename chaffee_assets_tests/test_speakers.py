@@ -199,6 +199,31 @@ def test_spectra_in_batches_equal_the_whole_recording_framed_at_once(model: str,
     np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-6 * float(np.abs(whole).max()))
 
 
+def test_labelling_memory_grows_by_little_more_than_one_float_copy_of_the_recording() -> None:
+    """An hour of the channel is 115 MB of 16-bit samples: the labeller may hold one float copy of it
+    and its frames, never the padded, clipped, scaled and windowed copies it once made (6.5 times
+    the samples per audio minute)."""
+    import tracemalloc
+
+    encoder = load_encoder()
+    utterances = _utterances(HOST_SPEAKER)
+    profile = profile_from_samples("h", True, [decode(p) for p in utterances[:3]], encoder)
+    speech = np.concatenate([decode(p) for p in utterances[3:]])
+
+    def peak_bytes(minutes: int) -> int:
+        samples = np.resize(speech, SAMPLE_RATE * 60 * minutes)
+        tracemalloc.start()
+        try:
+            label_samples(samples, [profile], encoder)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    per_minute = (peak_bytes(5) - peak_bytes(1)) / 4
+    samples_per_minute = SAMPLE_RATE * 60 * 2  # int16
+    assert per_minute < 3.5 * samples_per_minute, per_minute / samples_per_minute
+
+
 def test_composed_recordings_are_rebuilt_the_same_from_their_seed(composed_case) -> None:
     again = librispeech_cases(shared_path("realdata", "speakers", "librispeech"), seed=3, hosts=["2414"])[0]
     assert [r.name for r in again.recordings] == [r.name for r in composed_case.recordings]

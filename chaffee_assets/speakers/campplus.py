@@ -27,10 +27,8 @@ from chaffee_assets.speakers.encoder import (
     SAMPLE_RATE,
     SpeakerModelUnavailable,
     embed_in_batches,
-    framed,
-    in_frame_batches,
+    frame_features,
     power_spectrum,
-    windows_at,
 )
 
 _WEIGHTS = "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
@@ -81,12 +79,11 @@ def _povey_window() -> np.ndarray:
 def kaldi_fbank(samples: np.ndarray) -> np.ndarray:
     """(frames, 80) log mel energies as Kaldi computes them (no dither, DC removed, pre-emphasis 0.97,
     Povey window, frames wholly inside the signal), one every 10 ms."""
-    # Kaldi's int16 scale (the per-window mean removes any scale anyway).
-    scaled = samples.astype(np.float32) * 32768.0
     window, banks = _povey_window(), _mel_banks().T
     floor = np.finfo(np.float32).eps
 
     def log_mel(frames: np.ndarray) -> np.ndarray:
+        frames = frames * 32768.0  # Kaldi's int16 scale (the per-window mean removes any scale anyway)
         frames = frames - frames.mean(axis=1, keepdims=True)
         emphasised = np.empty_like(frames)
         emphasised[:, 1:] = frames[:, 1:] - 0.97 * frames[:, :-1]
@@ -94,7 +91,7 @@ def kaldi_fbank(samples: np.ndarray) -> np.ndarray:
         energies = power_spectrum(emphasised * window, _N_FFT) @ banks
         return np.log(np.maximum(energies, floor))
 
-    return in_frame_batches(framed(scaled, _FRAME, _SHIFT), _N_MELS, log_mel)
+    return frame_features(samples, _FRAME, _SHIFT, _N_MELS, log_mel)
 
 
 def _network():
@@ -257,9 +254,18 @@ class CAMPPlusEncoder:
     def embed(self, frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
         if len(starts) == 0 or len(frames) == 0:
             return np.zeros((0, 192), dtype=np.float32)
-        windows = windows_at(frames, starts, self.window_frames)
-        # Each window's own mean removed, as the model was trained (per-utterance mean normalisation).
-        windows = windows - windows.mean(axis=1, keepdims=True)
         return embed_in_batches(
-            windows, self._model, batch_size=self.batch_size, device=self.device, lock=self._lock
+            frames,
+            starts,
+            self.window_frames,
+            self._model,
+            batch_size=self.batch_size,
+            device=self.device,
+            lock=self._lock,
+            prepare=_without_mean,
         )
+
+
+def _without_mean(windows: np.ndarray) -> np.ndarray:
+    """Each window's own mean removed, as the model was trained (per-utterance mean normalisation)."""
+    return windows - windows.mean(axis=1, keepdims=True)

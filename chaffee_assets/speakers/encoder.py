@@ -79,7 +79,8 @@ def _mel_filters() -> np.ndarray:
 # Frames per batch of spectra. Framing a whole recording at once builds arrays of gigabytes for an
 # hour (every frame's samples, then its complex spectrum in float64), and moving them through memory
 # cost a quarter of the labeller's time; batches that stay in the cache cost a tenth of that
-# (bench/bench_speaker_frontend.py).
+# (bench/bench_speaker_frontend.py). Each batch reads its own stretch of the recording, so no copy of
+# the whole recording is made either.
 SPECTRUM_BATCH_FRAMES = 4096
 
 
@@ -96,12 +97,24 @@ def framed(samples: np.ndarray, length: int, shift: int) -> np.ndarray:
     )
 
 
-def in_frame_batches(frames: np.ndarray, features: int, compute) -> np.ndarray:
-    """(frames, features) float32: `compute` (a batch of frames to its features) over batches of
-    SPECTRUM_BATCH_FRAMES frames."""
-    out = np.empty((len(frames), features), dtype=np.float32)
-    for first in range(0, len(frames), SPECTRUM_BATCH_FRAMES):
-        out[first : first + SPECTRUM_BATCH_FRAMES] = compute(frames[first : first + SPECTRUM_BATCH_FRAMES])
+def frame_features(
+    samples: np.ndarray, length: int, shift: int, features: int, compute, *, centred: bool = False
+) -> np.ndarray:
+    """(frames, features) float32: `compute` (a batch of float32 frames to their features) over the
+    frames of `samples`, one every `shift` samples, in batches of SPECTRUM_BATCH_FRAMES.
+
+    `centred`: frame i is centred on sample i * shift, the signal zero-padded by half a frame at both
+    ends (librosa's frames); otherwise frames lie wholly inside the signal (Kaldi's)."""
+    pad = length // 2 if centred else 0
+    count = max(0, 1 + (len(samples) + 2 * pad - length) // shift)
+    out = np.empty((count, features), dtype=np.float32)
+    for first in range(0, count, SPECTRUM_BATCH_FRAMES):
+        last = min(count, first + SPECTRUM_BATCH_FRAMES)
+        low, high = first * shift - pad, (last - 1) * shift + length - pad  # this batch's samples
+        piece = samples[max(low, 0) : min(high, len(samples))].astype(np.float32, copy=False)
+        if low < 0 or high > len(samples):
+            piece = np.pad(piece, (max(0, -low), max(0, high - len(samples))))
+        out[first:last] = compute(framed(piece, length, shift))
     return out
 
 
@@ -120,13 +133,12 @@ def _hann_window() -> np.ndarray:
 
 def mel_power_frames(samples: np.ndarray) -> np.ndarray:
     """(frames, 40) mel power spectrogram, centred frames every 10 ms, as librosa computes it."""
-    padded = np.pad(samples.astype(np.float32), _N_FFT // 2)
     window, bands = _hann_window(), _mel_filters().T
 
     def mel_power(frames: np.ndarray) -> np.ndarray:
         return power_spectrum(frames * window, _N_FFT) @ bands
 
-    return in_frame_batches(framed(padded, _N_FFT, _HOP), _N_MELS, mel_power)
+    return frame_features(samples, _N_FFT, _HOP, _N_MELS, mel_power, centred=True)
 
 
 def windows_at(frames: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
@@ -136,9 +148,19 @@ def windows_at(frames: np.ndarray, starts: np.ndarray, length: int) -> np.ndarra
 
 
 def embed_in_batches(
-    windows: np.ndarray, forward, *, batch_size: int, device: str, lock: threading.Lock
+    frames: np.ndarray,
+    starts: np.ndarray,
+    length: int,
+    forward,
+    *,
+    batch_size: int,
+    device: str,
+    lock: threading.Lock,
+    prepare=None,
 ) -> np.ndarray:
-    """Unit-length vectors of `forward` (a torch network from batches to vectors) over `windows`.
+    """Unit-length vectors of `forward` (a torch network from batches to vectors) over the windows
+    `frames[start : start + length]`, each batch's windows cut (and `prepare`d) only when it runs, so
+    an hour's windows are never in memory at once.
 
     One thread: a second one mostly spins waiting on these small matrix products, costing CPU time
     for little speed (docs/speakers.md); the setting is the process's, so it is restored.
@@ -150,8 +172,11 @@ def embed_in_batches(
     with lock, torch.inference_mode():
         torch.set_num_threads(1)
         try:
-            for first in range(0, len(windows), batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(windows[first : first + batch_size]))
+            for first in range(0, len(starts), batch_size):
+                windows = windows_at(frames, starts[first : first + batch_size], length)
+                if prepare is not None:
+                    windows = prepare(windows)
+                batch = torch.from_numpy(np.ascontiguousarray(windows))
                 vectors = forward(batch.to(device))
                 vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-8)
                 out.append(vectors.cpu().numpy())
@@ -197,7 +222,9 @@ class ResemblyzerEncoder:
         if len(starts) == 0:
             return np.zeros((0, 256), dtype=np.float32)
         return embed_in_batches(
-            windows_at(frames, starts, self.window_frames),
+            frames,
+            starts,
+            self.window_frames,
             self._forward,
             batch_size=self.batch_size,
             device=self.device,

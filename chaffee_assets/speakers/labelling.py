@@ -155,8 +155,9 @@ def as_float(samples: np.ndarray) -> np.ndarray:
     return samples.astype(np.float32, copy=False)
 
 
-def normalise_loudness(samples: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """Samples scaled so the voiced part sits at TARGET_DBFS."""
+def normalise_loudness(samples: np.ndarray, voiced: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """Samples scaled so the voiced part sits at TARGET_DBFS (in `samples` itself when `in_place`:
+    an hour of float32 samples is 230 MB)."""
     per_frame = int(SAMPLE_RATE * FRAME_S)
     whole = min(len(voiced), len(samples) // per_frame)
     # Energy per 10 ms frame (no copy of the recording, nor a mask as long as it).
@@ -169,7 +170,8 @@ def normalise_loudness(samples: np.ndarray, voiced: np.ndarray) -> np.ndarray:
         power = float(np.mean(samples.astype(np.float64) ** 2)) if len(samples) else 0.0
     if power <= 1e-12:
         return samples
-    return np.multiply(samples, 10 ** ((TARGET_DBFS - 10 * np.log10(power)) / 20), dtype=np.float32)
+    gain = 10 ** ((TARGET_DBFS - 10 * np.log10(power)) / 20)
+    return np.multiply(samples, gain, out=samples if in_place else None, dtype=np.float32)
 
 
 def _fit(mask: np.ndarray, length: int) -> np.ndarray:
@@ -314,13 +316,15 @@ def label_samples(
 ) -> Labelling:
     """Turns of who speaks when in `samples` (16 kHz mono)."""
     params = params or LabelParams.for_model(encoder.name)
+    ours = samples.dtype != np.float32  # as_float makes a copy this function may scale in place
     samples = as_float(samples)
     duration = len(samples) / SAMPLE_RATE
     host = next((p.name for p in profiles if p.is_host), None)
     voiced = voiced_frames(samples, params.vad_aggressiveness)
     if not voiced.any():
         raise SpeakerInputError("the recording holds no speech (silent, or noise only)")
-    frames = encoder.frames(normalise_loudness(samples, voiced))
+    frames = encoder.frames(normalise_loudness(samples, voiced, in_place=ours))
+    del samples  # our float copy: an hour of it is 230 MB, not needed past the frames
     voiced = _fit(voiced, len(frames))
     window = encoder.window_frames
     starts = speech_windows(voiced, window, max(1, int(round(params.hop_s / FRAME_S))))

@@ -8,6 +8,7 @@ from chaffee_assets.speakers.encoder import SAMPLE_RATE
 
 _VAD_FRAME = 480  # 30 ms at 16 kHz, one of the three lengths WebRTC's detector accepts
 _PER_VAD_FRAME = 3  # 10 ms frames in one detector frame
+_FRAMES_PER_PIECE = 2000  # detector frames converted to PCM at a time (one minute)
 
 
 def voiced_frames(samples: np.ndarray, aggressiveness: int = 2, bridge_s: float = 0.2) -> np.ndarray:
@@ -19,13 +20,16 @@ def voiced_frames(samples: np.ndarray, aggressiveness: int = 2, bridge_s: float 
     import webrtcvad
 
     detector = webrtcvad.Vad(aggressiveness)
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
-    count = len(pcm) // _VAD_FRAME
+    count = len(samples) // _VAD_FRAME
     flags = np.zeros(count, dtype=bool)
-    raw = pcm[: count * _VAD_FRAME].tobytes()
     step = _VAD_FRAME * 2
-    for index in range(count):
-        flags[index] = detector.is_speech(raw[index * step : (index + 1) * step], SAMPLE_RATE)
+    # The detector reads 16-bit PCM; converted a minute at a time, never the whole recording at once.
+    for first in range(0, count, _FRAMES_PER_PIECE):
+        last = min(count, first + _FRAMES_PER_PIECE)
+        piece = samples[first * _VAD_FRAME : last * _VAD_FRAME]
+        raw = (np.clip(piece, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        for index in range(last - first):
+            flags[first + index] = detector.is_speech(raw[index * step : (index + 1) * step], SAMPLE_RATE)
     frames = np.repeat(flags, _PER_VAD_FRAME)
     total = int(np.ceil(len(samples) / (SAMPLE_RATE * 0.01)))
     frames = np.pad(frames, (0, max(0, total - len(frames))))[:total]
