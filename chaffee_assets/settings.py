@@ -140,6 +140,8 @@ class Settings:
     # The embedded PostgreSQL's buffer memory; None: sized from the machine (warehouse/server.py).
     db_shared_buffers: str | None = field(default=None, metadata={"env": "CHAFFEE_DB_SHARED_BUFFERS"})
     serve_embedding_threads: int = field(default=1, metadata={"env": "CHAFFEE_SERVE_EMBEDDING_THREADS"})
+    # `/metrics` with this bearer token from anywhere; unset, only from loopback and private networks.
+    metrics_token: str | None = field(default=None, repr=False, metadata={"env": "CHAFFEE_METRICS_TOKEN"})
     answer_model: str = field(default=DEFAULT_ANSWER_MODEL, metadata={"env": "CHAFFEE_ANSWER_MODEL"})
     answer_budget_usd: float = field(
         default=DEFAULT_ANSWER_BUDGET_USD, metadata={"env": "CHAFFEE_ANSWER_BUDGET_USD"}
@@ -252,6 +254,7 @@ class Settings:
             db_pool_size=env.get("CHAFFEE_DB_POOL_SIZE", _positive_int, DEFAULT_DB_POOL_SIZE),
             db_shared_buffers=env.get("CHAFFEE_DB_SHARED_BUFFERS", _memory_size),
             serve_embedding_threads=env.get("CHAFFEE_SERVE_EMBEDDING_THREADS", _positive_int, 1),
+            metrics_token=env.get("CHAFFEE_METRICS_TOKEN", str) or None,
             answer_model=env.get("CHAFFEE_ANSWER_MODEL", str) or DEFAULT_ANSWER_MODEL,
             answer_budget_usd=env.get("CHAFFEE_ANSWER_BUDGET_USD", _amount, DEFAULT_ANSWER_BUDGET_USD),
             answer_input_usd_per_mtok=env.get(

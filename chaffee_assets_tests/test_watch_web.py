@@ -41,10 +41,16 @@ def model() -> Iterator[ChatStandIn]:
     stand_in.close()
 
 
-def _client(url: str, model: ChatStandIn | None = None, **settings: object) -> TestClient:
+def _client(
+    url: str, model: ChatStandIn | None = None, client_address: str = "127.0.0.1", **settings: object
+) -> TestClient:
     answers = {"openai_api_key": "sk-test", "openai_base_url": model.base_url} if model else {}
     settings = {"rate_limit_per_minute": 10_000, **answers, **settings}
-    return TestClient(create_app(WebSettings(**settings), database_url=url))  # type: ignore[arg-type]
+    # An operator's scraper on the same machine (/metrics answers loopback and private networks).
+    return TestClient(
+        create_app(WebSettings(**settings), database_url=url),  # type: ignore[arg-type]
+        client=(client_address, 50000),
+    )
 
 
 def _samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -258,13 +264,71 @@ def test_serve_with_workers_prepares_an_empty_metrics_folder(tmp_path, monkeypat
     from chaffee_assets.cli.serve_cmd import multiprocess_metrics_dir
 
     monkeypatch.setenv("CHAFFEE_HOME", str(tmp_path))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Set, then removed: monkeypatch then restores it as it was, also after the code under test set it.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     stale = tmp_path / "metrics" / "serve-8123" / "counter_1.db"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"from a previous server")
     folder = multiprocess_metrics_dir(8123)
     assert folder == stale.parent and not stale.exists()
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(folder)
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [("127.0.0.1", True), ("::1", True), ("10.4.0.9", True), ("172.18.0.5", True), ("192.168.1.20", True),
+     ("::ffff:10.0.0.7", True), ("8.8.8.8", False), ("2001:4860:4860::8888", False),
+     ("203.0.113.7", False), ("2001:db8::1", False), ("::ffff:8.8.8.8", False), ("testclient", False)],
+)  # fmt: skip
+def test_metrics_answer_loopback_and_private_networks_only_without_a_token(
+    sample_url: str, address: str, allowed: bool
+) -> None:
+    with _client(sample_url, client_address=address) as client:
+        assert client.get("/healthz").status_code == 200  # something for the figures to count
+        response = client.get("/metrics")
+    if allowed:
+        assert response.status_code == 200 and "chaffee_http_requests_total" in response.text
+    else:
+        assert response.status_code == 403, response.text
+        assert "CHAFFEE_METRICS_TOKEN" in response.text and "chaffee_" not in response.text
+
+
+def test_with_a_token_metrics_need_it_from_everywhere(sample_url: str) -> None:
+    token = "s3cret-scrape-token"
+    with _client(sample_url, client_address="8.8.8.8", metrics_token=token) as outside:
+        assert outside.get("/healthz").status_code == 200
+        right = outside.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        wrong = outside.get("/metrics", headers={"Authorization": "Bearer guess"})
+        basic = outside.get("/metrics", headers={"Authorization": f"Basic {token}"})
+        none = outside.get("/metrics")
+    with _client(sample_url, client_address="127.0.0.1", metrics_token=token) as local:
+        local_without = local.get("/metrics")
+    assert right.status_code == 200 and "chaffee_http_requests_total" in right.text
+    for refused in (wrong, basic, none, local_without):
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert token not in refused.text and "chaffee_" not in refused.text
+
+
+def test_where_every_forwarded_address_is_trusted_only_the_token_opens_metrics(
+    sample_url: str, monkeypatch
+) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+    with _client(sample_url, client_address="127.0.0.1") as client:
+        refused = client.get("/metrics")
+    with _client(sample_url, client_address="127.0.0.1", metrics_token="t0ken") as client:
+        opened = client.get("/metrics", headers={"Authorization": "Bearer t0ken"})
+    assert refused.status_code == 403 and "CHAFFEE_METRICS_TOKEN" in refused.text
+    assert opened.status_code == 200
+
+
+def test_the_metrics_token_comes_from_the_environment_and_is_never_shown(monkeypatch) -> None:
+    monkeypatch.setenv("CHAFFEE_METRICS_TOKEN", "from-the-env")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-env")
+    web = WebSettings.from_env()
+    assert web.metrics_token == "from-the-env"
+    assert "from-the-env" not in repr(web)
 
 
 def test_chaffee_serve_with_two_workers_records_questions_and_reports_the_whole_server(
@@ -308,6 +372,9 @@ def test_chaffee_serve_with_two_workers_records_questions_and_reports_the_whole_
                     samples.get(("chaffee_searches_nothing_relevant_total", ())),
                 )
             )
+        # The same scrape relayed by a proxy on this machine for a client on the internet.
+        relayed_status, _, relayed = server.get("/metrics", headers={"X-Forwarded-For": "203.0.113.7"})
     assert asked == questions
     assert scrapes == [(4.0, 1.0)] * 6, scrapes
+    assert relayed_status == 403 and b"chaffee_searches_total" not in relayed
     assert any("metrics: /metrics sums the 2 workers' figures" in line for line in server.output)

@@ -148,8 +148,10 @@ class RunningServer:
     base_url: str
     output: list[str]
 
-    def get(self, path: str, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.base_url + path)
+    def get(
+        self, path: str, timeout: float = 30, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.base_url + path, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, dict(response.headers), response.read()

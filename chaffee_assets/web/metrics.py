@@ -9,13 +9,15 @@ lands on any worker sees the whole server.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -70,9 +72,70 @@ QUESTION_LOG_DROPPED = Counter(
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/metrics")
-def metrics() -> Response:
+# Loopback and the networks a scraper beside the server sits on (RFC 1918, carrier-grade NAT as some
+# clusters use, IPv6 unique-local and link-local). Not ipaddress's `is_private`, which also takes the
+# documentation ranges (203.0.113.0/24, 2001:db8::/32) that a forged X-Forwarded-For may carry.
+_INTERNAL_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+        "::1/128", "fc00::/7", "fe80::/10",
+    )
+)  # fmt: skip
+
+
+def _internal(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # a zone index (fe80::1%eth0) is not part of it
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in _INTERNAL_NETWORKS)
+
+
+def _may_scrape(request: Request) -> Response | None:
+    """None when this client may read the figures, else the refusal.
+
+    The figures (traffic, latency, what answers cost) are the operator's, not the audience's. With
+    CHAFFEE_METRICS_TOKEN set, a scraper anywhere sends it as a bearer token; unset, only clients on
+    loopback or a private network are answered (a Prometheus beside the server, on compose's
+    network, in the cluster). Behind a proxy, the client is the address uvicorn takes from
+    X-Forwarded-For for the proxies FORWARDED_ALLOW_IPS trusts, so the internet stays outside; where
+    it trusts every address ('*'), only the token opens them.
+    """
+    token = request.app.state.web.settings.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return None
+        return PlainTextResponse(
+            "metrics need the bearer token (CHAFFEE_METRICS_TOKEN)\n",
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    if os.environ.get("FORWARDED_ALLOW_IPS", "").strip() == "*":
+        # Every X-Forwarded-For is trusted: any client can name itself 127.0.0.1.
+        return PlainTextResponse(
+            "metrics need CHAFFEE_METRICS_TOKEN where FORWARDED_ALLOW_IPS is '*' (a client's own "
+            "X-Forwarded-For names its address)\n",
+            status_code=403,
+        )
+    if _internal(request.client.host if request.client else ""):
+        return None
+    return PlainTextResponse(
+        "metrics are served to loopback and private networks only; set CHAFFEE_METRICS_TOKEN to "
+        "scrape from elsewhere\n",
+        status_code=403,
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
     """The exposition of this process, or of every worker process in multiprocess mode."""
+    refusal = _may_scrape(request)
+    if refusal is not None:
+        return refusal
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The limits every face shares live with their checks; named here too for the web's own modules.
 from chaffee_assets.search_input import MAX_K, MAX_QUERY_CHARS  # noqa: F401
@@ -34,7 +34,7 @@ class WebSettings:
     embedding_threads: int = 1
     answer_model: str = DEFAULT_ANSWER_MODEL
     answer_budget_usd: float = DEFAULT_ANSWER_BUDGET_USD
-    openai_api_key: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     input_usd_per_mtok: float = DEFAULT_ANSWER_INPUT_USD_PER_MTOK
     output_usd_per_mtok: float = DEFAULT_ANSWER_OUTPUT_USD_PER_MTOK
@@ -50,6 +50,8 @@ class WebSettings:
     answer_pause_s: float = DEFAULT_ANSWER_PAUSE_S
     # Every search and answer recorded in `question_log` (CHAFFEE_QUESTION_LOG=off: none).
     question_log: bool = True
+    # `/metrics` with this bearer token from anywhere; None: only from loopback and private networks.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def answers_configured(self) -> bool:
@@ -76,4 +78,5 @@ class WebSettings:
             answer_queue=config.answer_queue,
             answer_pause_s=config.answer_pause_s,
             question_log=config.question_log,
+            metrics_token=config.metrics_token,
         )
