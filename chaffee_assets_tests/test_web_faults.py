@@ -285,6 +285,14 @@ def _raw_request(server: RunningServer, head: bytes, body: bytes = b"") -> tuple
             b"c" * 100_000,
             413,
         ),
+        # Sent whole before the answer: closing on it unread reset the connection every time, and
+        # the client never saw the 413.
+        (
+            "a whole 200 KB body",
+            b"POST /api/search?q=seed HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n",
+            b"c" * 200_000,
+            413,
+        ),
     ],
 )
 def test_an_oversize_request_gets_the_api_error_shape(

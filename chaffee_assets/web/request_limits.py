@@ -9,6 +9,7 @@ every route reads only its query string.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import h11
@@ -46,11 +47,35 @@ class RequestSizeMiddleware:
             return
         length = dict(headers).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            await _drain(receive)
             await _refuse(
                 send, 413, f"the request body is over {MAX_BODY_BYTES} bytes; this API reads no body"
             )
             return
         await self.app(scope, receive, send)
+
+
+# A refused body is read and dropped first, up to DRAIN_BYTES and for at most DRAIN_S: closing a
+# connection with data still unread makes the kernel reset it, and the reset can destroy the 413
+# before the client reads it (nginx's "lingering close" answers the same problem).
+DRAIN_BYTES = 1024 * 1024
+DRAIN_S = 0.5
+
+
+async def _drain(receive: Receive) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_S
+    read = 0
+    while read < DRAIN_BYTES:
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return  # the client went away
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:
