@@ -130,7 +130,7 @@ def _may_scrape(request: Request) -> Response | None:
     )
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics")
 def metrics(request: Request) -> Response:
     """The exposition of this process, or of every worker process in multiprocess mode."""
     refusal = _may_scrape(request)
